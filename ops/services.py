@@ -1,0 +1,109 @@
+"""Start, probe and stop the platform's processes. Shared by `make run` (ops/run.py) and the
+tests, so both run PostgREST, uvicorn and workers exactly the same way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ops.db import ROOT, role_url
+
+POSTGREST_BIN = ROOT / "bin" / "postgrest"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgrest_env(dbname: str, *, jwks_json: str, port: int, admin_port: int,
+                  audience: str = "kitsu", pool: int = 10,
+                  cors_origins: str | None = None) -> dict[str, str]:
+    """PostgREST configuration (all by environment, contract §1)."""
+    env = {
+        "PGRST_DB_URI": role_url(dbname, "authenticator"),
+        "PGRST_DB_SCHEMAS": "api",
+        "PGRST_DB_ANON_ROLE": "anon",
+        "PGRST_DB_PRE_REQUEST": "private.pre_request",
+        "PGRST_JWT_SECRET": jwks_json,
+        "PGRST_JWT_AUD": audience,
+        "PGRST_SERVER_HOST": "127.0.0.1",
+        "PGRST_SERVER_PORT": str(port),
+        "PGRST_ADMIN_SERVER_PORT": str(admin_port),
+        "PGRST_DB_POOL": str(pool),
+        "PGRST_DB_MAX_ROWS": "1000",
+        "PGRST_OPENAPI_MODE": "follow-privileges",
+        "PGRST_LOG_LEVEL": "error",
+    }
+    if cors_origins:
+        env["PGRST_SERVER_CORS_ALLOWED_ORIGINS"] = cors_origins
+    return env
+
+
+@dataclass
+class Service:
+    """A child process with a readiness URL."""
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    ready_url: str | None = None
+    url: str | None = None
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> Service:
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            list(self.argv), env={**os.environ, **self.env}, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> Service:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+            if self.ready_url is None:
+                return self
+            try:
+                # always a short timeout: PostgREST without a database accepts and never answers
+                if httpx.get(self.ready_url, timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready at {self.ready_url} after {timeout}s")
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+
+
+def postgrest(dbname: str, *, jwks_json: str, port: int | None = None,
+              admin_port: int | None = None, log_path: Path | None = None, **options: object) -> Service:
+    port = port or free_port()
+    admin_port = admin_port or free_port()
+    env = postgrest_env(dbname, jwks_json=jwks_json, port=port, admin_port=admin_port, **options)  # type: ignore[arg-type]
+    return Service("postgrest", [str(POSTGREST_BIN)], env,
+                   ready_url=f"http://127.0.0.1:{admin_port}/ready",
+                   url=f"http://127.0.0.1:{port}", log_path=log_path)

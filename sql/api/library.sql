@@ -1,0 +1,160 @@
+-- Signed-in resources. Only web_user has grants here, so anonymous callers get 401; RLS on
+-- data.* limits every row to the caller.
+
+create view api.me with (security_invoker = true) as
+select u.id, u.email, u.display_name, u.avatar_url, u.created_at,
+       array(select ur.role from data.user_roles ur where ur.user_id = u.id order by ur.role) as roles,
+       array(select distinct rp.permission
+               from data.user_roles ur join data.role_permissions rp on rp.role = ur.role
+              where ur.user_id = u.id order by rp.permission) as permissions
+  from data.users u
+ where u.id = private.uid();
+comment on view api.me is $$The caller
+One row; send Accept: application/vnd.pgrst.object+json. PATCH changes display_name and avatar_url only.$$;
+comment on column api.me.id is 'User id.';
+comment on column api.me.email is 'Email, lower-case.';
+comment on column api.me.display_name is 'Name shown to others (1-64 characters).';
+comment on column api.me.avatar_url is 'https URL of the avatar.';
+comment on column api.me.created_at is 'When the account was created.';
+comment on column api.me.roles is 'RBAC roles held.';
+comment on column api.me.permissions is 'Permissions those roles grant; the frontend gates admin pages on these.';
+
+create view api.favorites with (security_invoker = true) as
+select f.user_id, f.anime_id, f.list_status, f.created_at, f.updated_at
+  from data.favorites f
+ -- a favorite whose title is no longer published is kept but not listed
+ where exists (select 1 from data.anime a where a.id = f.anime_id);
+alter view api.favorites alter column user_id set default private.uid();
+alter view api.favorites alter column list_status set default 'planned';
+comment on view api.favorites is $$The caller's list
+GET ?select=*,anime(*) embeds each title in one request. POST {anime_id} adds (the owner comes from
+the token; with Prefer: resolution=ignore-duplicates or merge-duplicates a repeat is harmless);
+PATCH list_status; DELETE ?anime_id=eq.X removes.$$;
+comment on column api.favorites.user_id is 'Always the caller (read-only).';
+comment on column api.favorites.anime_id is 'The title.';
+comment on column api.favorites.list_status is 'watching, planned (default), completed, on_hold or dropped.';
+comment on column api.favorites.created_at is 'When it was added.';
+comment on column api.favorites.updated_at is 'Last change of list_status.';
+
+create view api.continue_watching with (security_invoker = true) as
+select wp.anime_id, wp.episode_id, wp.episode_number, wp.position_seconds, wp.progress_percent,
+       wp.last_watched_at
+  from data.watch_progress wp
+ where exists (select 1 from data.anime a where a.id = wp.anime_id)
+ order by wp.last_watched_at desc;
+comment on view api.continue_watching is $$What to resume
+Latest first. ?select=*,anime(*),episodes(*) embeds the title and the episode in the same request.$$;
+comment on column api.continue_watching.anime_id is 'The title.';
+comment on column api.continue_watching.episode_id is 'The episode, null when the catalog does not know it.';
+comment on column api.continue_watching.episode_number is 'Episode number.';
+comment on column api.continue_watching.position_seconds is 'Playback position in seconds.';
+comment on column api.continue_watching.progress_percent is 'Share of the episode watched, 0-100.';
+comment on column api.continue_watching.last_watched_at is 'When it was watched.';
+
+create view api.watch_progress with (security_invoker = true) as
+select wp.anime_id, wp.episode_number, wp.position_seconds, wp.progress_percent, wp.translation_id,
+       wp.last_watched_at
+  from data.watch_progress wp;
+comment on view api.watch_progress is $$All of the caller's progress
+One row per title: the latest episode and position. Write it with rpc/save_progress.$$;
+comment on column api.watch_progress.anime_id is 'The title.';
+comment on column api.watch_progress.episode_number is 'Latest episode watched.';
+comment on column api.watch_progress.position_seconds is 'Playback position in seconds.';
+comment on column api.watch_progress.progress_percent is 'Share of the episode watched, 0-100.';
+comment on column api.watch_progress.translation_id is 'Translation chosen, when known.';
+comment on column api.watch_progress.last_watched_at is 'When it was watched.';
+
+create function api.save_progress(anime_id uuid, episode_number integer,
+                                  position_seconds integer default null,
+                                  progress_percent numeric default null,
+                                  translation_id integer default null,
+                                  watched_at timestamptz default null)
+returns api.watch_progress
+language plpgsql volatile
+set search_path = '' as $$
+#variable_conflict use_column
+declare
+  caller uuid := private.uid();
+  at timestamptz := coalesce(save_progress.watched_at, now());
+  stored api.watch_progress;
+begin
+  if save_progress.anime_id is null then
+    perform private.raise_error(400, 'invalid_progress', 'anime_id is required.');
+  elsif save_progress.episode_number is null or save_progress.episode_number < 1 then
+    perform private.raise_error(400, 'invalid_progress', 'episode_number must be 1 or more.');
+  elsif save_progress.position_seconds is null and save_progress.progress_percent is null then
+    perform private.raise_error(400, 'invalid_progress', 'Send position_seconds, progress_percent or both.');
+  elsif save_progress.position_seconds < 0 then
+    perform private.raise_error(400, 'invalid_progress', 'position_seconds must be 0 or more.');
+  elsif not (save_progress.progress_percent between 0 and 100) then
+    perform private.raise_error(400, 'invalid_progress', 'progress_percent must be between 0 and 100.');
+  elsif at > now() + interval '5 minutes' then
+    perform private.raise_error(400, 'invalid_progress', 'watched_at is in the future.');
+  end if;
+  if save_progress.translation_id is not null
+     and not exists (select 1 from data.translations t where t.id = save_progress.translation_id) then
+    perform private.raise_error(400, 'invalid_progress', 'translation_id is unknown.');
+  end if;
+  -- RLS makes unpublished and deleted titles invisible here
+  if not exists (select 1 from data.anime a where a.id = save_progress.anime_id) then
+    perform private.raise_error(404, 'anime_not_found', 'No published title has this anime_id.');
+  end if;
+
+  -- one statement; the where clause keeps a newer row when an older report arrives late
+  insert into data.watch_progress as wp
+         (user_id, anime_id, episode_number, episode_id, position_seconds, progress_percent,
+          translation_id, last_watched_at)
+  values (caller, save_progress.anime_id, save_progress.episode_number,
+          (select e.id from data.episodes e
+            where e.anime_id = save_progress.anime_id and e.number = save_progress.episode_number),
+          save_progress.position_seconds, save_progress.progress_percent,
+          save_progress.translation_id, at)
+  on conflict (user_id, anime_id) do update
+     set episode_number = excluded.episode_number, episode_id = excluded.episode_id,
+         position_seconds = excluded.position_seconds, progress_percent = excluded.progress_percent,
+         translation_id = coalesce(excluded.translation_id, wp.translation_id),
+         last_watched_at = excluded.last_watched_at, updated_at = now()
+   where wp.last_watched_at <= excluded.last_watched_at;
+
+  insert into data.watch_history as wh
+         (user_id, anime_id, episode_number, position_seconds, progress_percent, watched_at)
+  values (caller, save_progress.anime_id, save_progress.episode_number,
+          save_progress.position_seconds, save_progress.progress_percent, at)
+  on conflict (user_id, anime_id, episode_number) do update
+     set position_seconds = excluded.position_seconds, progress_percent = excluded.progress_percent,
+         watched_at = excluded.watched_at
+   where wh.watched_at <= excluded.watched_at;
+
+  select w.* into stored from api.watch_progress w where w.anime_id = save_progress.anime_id;
+  return stored;
+end
+$$;
+comment on function api.save_progress(uuid, integer, integer, numeric, integer, timestamptz) is $$Save playback progress
+Validates (episode_number >= 1, position_seconds >= 0, progress_percent 0-100, at least one of the two),
+upserts in one statement and returns the stored row. An older watched_at never overwrites a newer one:
+such a call answers 200 with the newer row. Unknown or unpublished titles are 404.$$;
+
+create view api.sessions with (security_invoker = true) as
+select s.id, s.created_at, s.last_used_at, s.user_agent, s.ip, s.id = private.sid() as current
+  from data.sessions s
+ where s.revoked_at is null and s.expires_at > now();
+comment on view api.sessions is $$The caller's signed-in devices
+DELETE ?id=eq.X signs that device out: its tokens stop working on their next request.$$;
+comment on column api.sessions.id is 'Session id (the sid claim of its tokens).';
+comment on column api.sessions.created_at is 'When the device signed in.';
+comment on column api.sessions.last_used_at is 'Last sign-in or token refresh.';
+comment on column api.sessions.user_agent is 'User agent seen at sign-in.';
+comment on column api.sessions.ip is 'Client address seen at sign-in or the last refresh.';
+comment on column api.sessions.current is 'True for the session of the token making this request.';
+
+create or replace function private.revoke_own_session() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  -- runs as the caller: RLS lets web_user revoke only its own sessions
+  update data.sessions set revoked_at = now(), revoked_reason = 'revoked_by_user'
+   where id = old.id and revoked_at is null;
+  return old;
+end
+$$;
+create trigger sessions_revoke instead of delete on api.sessions
+  for each row execute function private.revoke_own_session();

@@ -1,0 +1,154 @@
+-- The public catalog. Each row carries the original system's editorial columns: a state
+-- machine (state), soft delete (deleted_*), field locks (locked_fields) and ownership
+-- (source, created_by, updated_by). Only published, not deleted rows are visible to anon and
+-- web_user; editors work through admin functions.
+create table data.anime (
+  id              uuid primary key default gen_random_uuid(),
+  shikimori_id    integer,
+  title           text not null,
+  title_ru        text,
+  title_en        text,
+  title_original  text,
+  synonyms        text[] not null default '{}',
+  kind            text,
+  status          text,
+  episodes_total  integer,
+  episodes_aired  integer,
+  score           numeric(4, 2),
+  rating          text,
+  year            integer,
+  season          text,
+  aired_on        date,
+  released_on     date,
+  next_episode_at timestamptz,
+  poster_url      text,
+  description     text,
+  -- editorial state
+  state           text not null default 'draft',
+  source          text not null default 'manual',
+  locked_fields   text[] not null default '{}',
+  locked_by       uuid references data.users (id) on delete set null,
+  locked_reason   text,
+  locked_at       timestamptz,
+  deleted_at      timestamptz,
+  deleted_by      uuid references data.users (id) on delete set null,
+  delete_reason   text,
+  created_by      uuid references data.users (id) on delete set null,
+  updated_by      uuid references data.users (id) on delete set null,
+  -- fields an editor changed by hand; ingest never overwrites them
+  edited_fields   text[] not null default '{}',
+  content_hash    text,
+  created_at      timestamptz not null default now(),
+  updated_at      timestamptz not null default now(),
+  constraint anime_shikimori_id_key unique (shikimori_id),
+  constraint anime_shikimori_id_positive check (shikimori_id > 0),
+  constraint anime_title_present check (length(btrim(title)) > 0),
+  constraint anime_kind_valid check (kind in ('tv', 'movie', 'ova', 'ona', 'special', 'tv_special', 'music', 'pv', 'cm')),
+  constraint anime_status_valid check (status in ('anons', 'ongoing', 'released')),
+  -- an upstream 0 means unknown and is stored as null
+  constraint anime_episodes_total_positive check (episodes_total > 0),
+  constraint anime_episodes_aired_nonnegative check (episodes_aired >= 0),
+  constraint anime_score_range check (score between 0 and 10),
+  constraint anime_rating_valid check (rating in ('none', 'g', 'pg', 'pg_13', 'r', 'r_plus', 'rx')),
+  constraint anime_year_range check (year between 1900 and 2100),
+  constraint anime_season_valid check (season in ('winter', 'spring', 'summer', 'fall')),
+  constraint anime_dates_ordered check (released_on >= aired_on),
+  constraint anime_poster_absolute check (poster_url ~ '^https?://'),
+  constraint anime_state_valid check (state in ('draft', 'pending', 'published', 'broken', 'archived')),
+  constraint anime_source_valid check (source in ('manual', 'parser', 'import')),
+  constraint anime_delete_consistent check (deleted_at is not null or (deleted_by is null and delete_reason is null)),
+  constraint anime_lock_consistent check (locked_at is not null or (locked_by is null and locked_reason is null))
+);
+create index anime_published_updated_idx on data.anime (updated_at desc) where state = 'published' and deleted_at is null;
+create index anime_state_idx on data.anime (state);
+create index anime_locked_by_idx on data.anime (locked_by);
+create index anime_deleted_by_idx on data.anime (deleted_by);
+create index anime_created_by_idx on data.anime (created_by);
+create index anime_updated_by_idx on data.anime (updated_by);
+-- search: trigram over every title and synonym (see api.search_anime)
+create index anime_search_trgm_idx on data.anime using gin
+  (private.anime_search_text(title, title_ru, title_en, title_original, synonyms) public.gin_trgm_ops);
+alter table data.anime enable row level security;
+create policy anime_public_read on data.anime for select to anon, web_user
+  using (state = 'published' and deleted_at is null);
+comment on table data.anime is 'Catalog titles with editorial state, locks, soft delete and ownership.';
+
+create table data.genres (
+  id      integer primary key,
+  name    text not null,
+  name_ru text,
+  constraint genres_name_key unique (name)
+);
+alter table data.genres enable row level security;
+create policy genres_public_read on data.genres for select to anon, web_user using (true);
+comment on table data.genres is 'Genres as Shikimori numbers them.';
+
+create table data.anime_genres (
+  anime_id uuid not null references data.anime (id) on delete cascade,
+  genre_id integer not null references data.genres (id) on delete cascade,
+  primary key (anime_id, genre_id)
+);
+create index anime_genres_genre_idx on data.anime_genres (genre_id);
+alter table data.anime_genres enable row level security;
+create policy anime_genres_public_read on data.anime_genres for select to anon, web_user using (true);
+comment on table data.anime_genres is 'Genres of each title.';
+
+create table data.episodes (
+  id            uuid primary key default gen_random_uuid(),
+  anime_id      uuid not null references data.anime (id) on delete cascade,
+  number        integer not null,
+  title         text,
+  aired_at      timestamptz,
+  source        text not null default 'manual',
+  locked_fields text[] not null default '{}',
+  deleted_at    timestamptz,
+  created_at    timestamptz not null default now(),
+  updated_at    timestamptz not null default now(),
+  constraint episodes_anime_number_key unique (anime_id, number),
+  constraint episodes_number_positive check (number >= 1),
+  constraint episodes_source_valid check (source in ('manual', 'parser', 'import'))
+);
+alter table data.episodes enable row level security;
+-- visible when the episode is live and its anime is visible (the anime policy applies inside)
+create policy episodes_public_read on data.episodes for select to anon, web_user
+  using (deleted_at is null and exists (select 1 from data.anime a where a.id = anime_id));
+comment on table data.episodes is 'Episodes of a title, numbered from 1.';
+
+create table data.translations (
+  id    integer primary key,
+  title text not null,
+  type  text not null,
+  constraint translations_type_valid check (type in ('voice', 'subtitles'))
+);
+alter table data.translations enable row level security;
+create policy translations_public_read on data.translations for select to anon, web_user using (true);
+comment on table data.translations is 'Kodik translations (voice-over studios and subtitle teams).';
+
+create table data.episode_sources (
+  episode_id     uuid not null references data.episodes (id) on delete cascade,
+  translation_id integer not null references data.translations (id) on delete cascade,
+  quality        text,
+  player_url     text not null,
+  updated_at     timestamptz not null default now(),
+  primary key (episode_id, translation_id),
+  constraint episode_sources_player_url_absolute check (player_url ~ '^https://')
+);
+create index episode_sources_translation_idx on data.episode_sources (translation_id);
+alter table data.episode_sources enable row level security;
+create policy episode_sources_public_read on data.episode_sources for select to anon, web_user
+  using (exists (select 1 from data.episodes e where e.id = episode_id));
+comment on table data.episode_sources is 'How to play an episode: one Kodik player per translation.';
+
+create table data.schedule (
+  anime_id       uuid not null references data.anime (id) on delete cascade,
+  episode_number integer not null,
+  airs_at        timestamptz not null,
+  updated_at     timestamptz not null default now(),
+  primary key (anime_id, episode_number),
+  constraint schedule_episode_positive check (episode_number >= 1)
+);
+create index schedule_airs_at_idx on data.schedule (airs_at);
+alter table data.schedule enable row level security;
+create policy schedule_public_read on data.schedule for select to anon, web_user
+  using (exists (select 1 from data.anime a where a.id = anime_id));
+comment on table data.schedule is 'Upcoming airings from the Shikimori calendar.';

@@ -1,0 +1,46 @@
+-- Every grant, grouped by role: "what can anon do?" fits on one screen. Applied last by
+-- `make migrate` (after the api schema is rebuilt). Defaults are closed: functions are not
+-- executable by PUBLIC, and nothing in data/private/auth/ingest is reachable unless listed.
+
+revoke all on schema public from public;
+grant usage on schema public to anon, web_user, auth_service, ingest_worker;
+revoke execute on all functions in schema private, auth, ingest, api from public;
+alter default privileges for role kitsu_owner revoke execute on functions from public;
+
+-- authenticator (PostgREST login) ----------------------------------------------------------
+-- may only become anon / web_user (roles.sql); runs db-pre-request before SET ROLE is checked
+grant usage on schema private to authenticator;
+grant execute on function private.pre_request(), private.jwt_claims(), private.uid(), private.sid(),
+  private.security_headers(), private.raise_error(integer, text, text, text, text) to authenticator;
+
+-- anon and web_user: shared helpers and the public catalog -----------------------------------
+grant usage on schema api, data, private to anon, web_user;
+grant execute on function private.pre_request(), private.jwt_claims(), private.uid(), private.sid(),
+  private.security_headers(), private.raise_error(integer, text, text, text, text),
+  private.anime_search_text(text, text, text, text, text[]) to anon, web_user;
+grant select on data.anime, data.genres, data.anime_genres, data.episodes, data.translations,
+  data.episode_sources, data.schedule to anon, web_user;
+grant select on api.anime, api.episodes, api.episode_sources, api.schedule to anon, web_user;
+grant execute on function api.search_anime(text, text, text, integer, text, text) to anon, web_user;
+
+-- web_user: the caller's own rows (RLS) ----------------------------------------------------
+grant execute on function private.has_permission(text), private.revoke_own_session() to web_user;
+grant select (id, email, display_name, avatar_url, created_at) on data.users to web_user;
+grant update (display_name, avatar_url) on data.users to web_user;
+grant select on data.roles, data.permissions, data.role_permissions, data.user_roles to web_user;
+grant select on api.me to web_user;
+grant update (display_name, avatar_url) on api.me to web_user;
+
+grant select, delete on data.favorites to web_user;
+grant insert (user_id, anime_id, list_status), update (anime_id, list_status) on data.favorites to web_user;
+grant select, delete on api.favorites to web_user;
+grant insert (anime_id, list_status), update (anime_id, list_status) on api.favorites to web_user;
+
+grant select, insert, update on data.watch_progress, data.watch_history to web_user;
+grant select on api.continue_watching, api.watch_progress to web_user;
+grant execute on function api.save_progress(uuid, integer, integer, numeric, integer, timestamptz) to web_user;
+
+grant select (id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip)
+  on data.sessions to web_user;
+grant update (revoked_at, revoked_reason) on data.sessions to web_user;
+grant select, delete on api.sessions to web_user;

@@ -1,0 +1,101 @@
+-- Request context and the error helper. Every function here is code: `make migrate`
+-- re-applies it with create or replace.
+
+create or replace function private.jwt_claims() returns jsonb
+language sql stable set search_path = '' as $$
+  -- nullif: on a pooled connection a GUC set earlier reads back as '' rather than NULL.
+  select coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
+$$;
+
+create or replace function private.uid() returns uuid
+language sql stable set search_path = '' as $$
+  select nullif(private.jwt_claims() ->> 'sub', '')::uuid
+$$;
+
+create or replace function private.sid() returns uuid
+language sql stable set search_path = '' as $$
+  select nullif(private.jwt_claims() ->> 'sid', '')::uuid
+$$;
+
+create or replace function private.anime_search_text(title text, title_ru text, title_en text,
+                                                     title_original text, synonyms text[]) returns text
+language sql immutable parallel safe set search_path = '' as $$
+  select lower(concat_ws(' ', title, title_ru, title_en, title_original,
+                         pg_catalog.array_to_string(synonyms, ' ')))
+$$;
+
+-- Headers every PostgREST response should carry (contract §4 lists the same for auth_service).
+create or replace function private.security_headers() returns jsonb
+language sql immutable set search_path = '' as $$
+  select jsonb_build_object(
+    'X-Content-Type-Options', 'nosniff',
+    'X-Frame-Options', 'DENY',
+    'Referrer-Policy', 'no-referrer',
+    'Content-Security-Policy', 'default-src ''none''; frame-ancestors ''none''')
+$$;
+
+/* Raise a project error (catalogue: docs/errors.md). PostgREST turns sqlstate PGRST into an
+   HTTP response with this status, body {code, message, details, hint} and these headers; a
+   plain raise would lose the security headers because the transaction rolls back. */
+create or replace function private.raise_error(status integer, code text, message text,
+                                               details text default null, hint text default null)
+returns void
+language plpgsql stable set search_path = '' as $$
+begin
+  raise sqlstate 'PGRST' using
+    message = json_build_object('code', code, 'message', message, 'details', details, 'hint', hint)::text,
+    detail = json_build_object('status', status, 'headers', private.security_headers())::text;
+end
+$$;
+
+-- Does the caller hold this exact permission through an active account? (RBAC, contract §6)
+create or replace function private.has_permission(permission text) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (
+    select 1
+      from data.user_roles ur
+      join data.role_permissions rp on rp.role = ur.role
+      join data.users u on u.id = ur.user_id
+     where ur.user_id = private.uid()
+       and rp.permission = has_permission.permission
+       and u.is_active)
+$$;
+
+/* db-pre-request: runs before every PostgREST request, as the request's role.
+   - Only anon and web_user may be used: PostgREST 12 would SET ROLE to whatever role the
+     token names if authenticator can, including authenticator itself.
+   - A web_user token must name a live session (sid): logging out or revoking a device
+     refuses its access tokens on the next request, before they expire.
+   - Sets the security headers on every successful response (errors carry them through
+     private.raise_error). */
+create or replace function private.pre_request() returns void
+language plpgsql stable set search_path = '' as $$
+declare
+  claims jsonb := private.jwt_claims();
+  claimed_role text := coalesce(claims ->> 'role', 'anon');
+  headers jsonb := '[]'::jsonb;
+  header record;
+begin
+  if claimed_role not in ('anon', 'web_user') or current_user not in ('anon', 'web_user') then
+    perform private.raise_error(401, 'invalid_token', 'This token cannot be used here.');
+  end if;
+  if current_user = 'web_user' then
+    if private.uid() is null or private.sid() is null then
+      perform private.raise_error(401, 'invalid_token', 'The token names no user or session.');
+    end if;
+    -- RLS limits this to the caller's own sessions
+    if not exists (select 1 from data.sessions s
+                    where s.id = private.sid() and s.user_id = private.uid()
+                      and s.revoked_at is null and s.expires_at > now()) then
+      perform private.raise_error(401, 'session_expired', 'This session has ended; sign in again.');
+    end if;
+  end if;
+  for header in select key, value from jsonb_each(private.security_headers()) loop
+    headers := headers || jsonb_build_array(jsonb_build_object(header.key, header.value));
+  end loop;
+  if current_user = 'web_user' then
+    headers := headers || '[{"Cache-Control": "private, no-store"}]'::jsonb;
+  end if;
+  perform set_config('response.headers', headers::text, true);
+end
+$$;

@@ -1,0 +1,31 @@
+-- Cluster-wide roles (contract §2). Idempotent: roles are shared by every database of the
+-- cluster, so they are created when missing and never dropped. Passwords are set by
+-- `python -m ops.db roles` from the environment (never stored here).
+do $$
+declare
+  r record;
+begin
+  for r in
+    select * from (values
+      ('kitsu_owner',   true,  false),  -- owns every object; used by migrations only
+      ('authenticator', true,  true),   -- PostgREST's login; may only SET ROLE anon/web_user
+      ('anon',          false, false),  -- callers without a token
+      ('web_user',      false, false),  -- every signed-in person (JWT role claim)
+      ('auth_service',  true,  false),  -- the FastAPI auth service
+      ('ingest_worker', true,  false)   -- Procrastinate workers
+    ) as t(name, can_login, no_inherit)
+  loop
+    if not exists (select 1 from pg_roles where rolname = r.name) then
+      execute format('create role %I %s %s', r.name,
+                     case when r.can_login then 'login' else 'nologin' end,
+                     case when r.no_inherit then 'noinherit' else 'inherit' end);
+    end if;
+    execute format('alter role %I %s %s nosuperuser nocreatedb nocreaterole nobypassrls', r.name,
+                   case when r.can_login then 'login' else 'nologin' end,
+                   case when r.no_inherit then 'noinherit' else 'inherit' end);
+  end loop;
+end $$;
+
+grant anon, web_user to authenticator;
+-- Procrastinate lives in its own schema; its CLI and workers connect as ingest_worker.
+alter role ingest_worker set search_path = procrastinate, pg_catalog;

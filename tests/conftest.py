@@ -1,0 +1,165 @@
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL, or testcontainers where docker exists),
+a template database built by the real migrations, and real PostgREST processes.
+
+Databases: ``template_db`` is migrated once per run; ``make_db()`` clones it (CREATE DATABASE
+... TEMPLATE) for tests that commit; ``conn`` gives a rolled-back transaction for pure SQL tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jwt
+import psycopg
+import pytest
+
+from auth_service import keys
+from ops import db, services
+
+LOG_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
+TEMPLATE = f"kitsu_test_template_{os.getpid()}"
+TEST_KID = "test-key-1"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """An administrative URL; testcontainers only where there is docker and no DATABASE_URL."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:15", driver=None)
+    except Exception as exc:  # no docker engine here
+        pytest.skip(f"no DATABASE_URL and no docker: {type(exc).__name__}")
+    with container:
+        os.environ["DATABASE_URL"] = container.get_connection_url()
+        yield os.environ["DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def template_db(database_url: str) -> Iterator[str]:
+    """A database built by every migration plus the code layer, used as a template."""
+    db.ensure_roles()
+    db.drop_database(TEMPLATE)
+    db.ensure_database(TEMPLATE)
+    db.migrate(TEMPLATE)
+    yield TEMPLATE
+    db.drop_database(TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def make_db(template_db: str) -> Iterator[Callable[[], str]]:
+    """Factory of fresh databases cloned from the template; all dropped at the end."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"kitsu_test_{uuid.uuid4().hex[:12]}"
+        db.ensure_database(name, template=template_db)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        db.drop_database(name)
+
+
+@pytest.fixture
+def fresh_db(make_db: Callable[[], str]) -> str:
+    return make_db()
+
+
+@pytest.fixture(scope="module")
+def module_db(make_db: Callable[[], str]) -> str:
+    return make_db()
+
+
+def owner_connect(dbname: str, **kwargs: object) -> psycopg.Connection:
+    """Connection as kitsu_owner (bypasses RLS): for seeding and inspecting test data."""
+    return psycopg.connect(db.role_url(dbname, "kitsu_owner"), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def conn(template_db: str) -> Iterator[psycopg.Connection]:
+    """A transaction on the template database that is always rolled back."""
+    with owner_connect(template_db) as c, c.transaction(force_rollback=True):
+        yield c
+
+
+def as_role(conn: psycopg.Connection, role: str, user_id: uuid.UUID | None = None,
+            session_id: uuid.UUID | None = None) -> None:
+    """Act as PostgREST would: SET ROLE plus the request.jwt.claims of a token."""
+    claims: dict[str, str] = {"role": role}
+    if user_id:
+        claims["sub"] = str(user_id)
+    if session_id:
+        claims["sid"] = str(session_id)
+    conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                 (role, json.dumps(claims)))
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def signing_key() -> str:
+    return keys.generate_private_pem()
+
+
+@pytest.fixture(scope="session")
+def jwks_json(signing_key: str) -> str:
+    return keys.jwks_json({TEST_KID: signing_key})
+
+
+@pytest.fixture(scope="session")
+def mint(signing_key: str) -> Callable[..., str]:
+    """Mint an ES256 access token the way auth_service does (tests of the foundation)."""
+
+    def mint_token(sub: uuid.UUID | str | None, sid: uuid.UUID | str | None, *, role: str = "web_user",
+                   ttl: int = 900, key: str | None = None, kid: str = TEST_KID, **extra: object) -> str:
+        now = int(time.time())
+        claims: dict[str, object] = {"role": role, "aud": "kitsu", "iss": "kitsu-auth",
+                                     "iat": now, "exp": now + ttl}
+        if sub is not None:
+            claims["sub"] = str(sub)
+        if sid is not None:
+            claims["sid"] = str(sid)
+        claims.update(extra)
+        return jwt.encode(claims, key or signing_key, algorithm="ES256", headers={"kid": kid})
+
+    return mint_token
+
+
+# --- PostgREST ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def start_postgrest(jwks_json: str) -> Iterator[Callable[..., services.Service]]:
+    """Factory: a real PostgREST 12.0.2 process on free ports for a database."""
+    started: list[services.Service] = []
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+
+    def start(dbname: str, **options: object) -> services.Service:
+        options.setdefault("jwks_json", jwks_json)
+        service = services.postgrest(dbname, log_path=LOG_DIR / f"postgrest-{dbname}.log", **options)
+        started.append(service.start())
+        return service.wait_ready()
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def api_db(make_db: Callable[[], str]) -> str:
+    """A database for one test module's PostgREST."""
+    return make_db()
+
+
+@pytest.fixture(scope="module")
+def postgrest(api_db: str, start_postgrest: Callable[..., services.Service]) -> services.Service:
+    return start_postgrest(api_db)
