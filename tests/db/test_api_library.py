@@ -1,0 +1,266 @@
+"""The signed-in part of the API through a real PostgREST: favorites, progress, me, sessions,
+and who may see what."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.conftest import owner_connect
+from tests.helpers import create_anime, create_user
+
+OBJECT = "application/vnd.pgrst.object+json"
+
+
+@pytest.fixture(scope="module")
+def world(api_db, postgrest, mint):
+    """Two people, twenty published titles with episodes, one draft and one deleted title."""
+    with owner_connect(api_db) as conn:
+        alice, alice_sid = create_user(conn, "alice@example.test")
+        bob, bob_sid = create_user(conn, "bob@example.test")
+        published = [create_anime(conn, f"Published {i}", episodes=3, poster_url=f"https://img.test/{i}.jpg")
+                     for i in range(20)]
+        draft = create_anime(conn, "Draft title", state="draft")
+        deleted = create_anime(conn, "Deleted title", deleted=True)
+    return {
+        "url": postgrest.url,
+        "alice": alice, "bob": bob,
+        "alice_token": mint(alice, alice_sid), "bob_token": mint(bob, bob_sid),
+        "published": published, "draft": draft, "deleted": deleted,
+        "db": api_db,
+    }
+
+
+def client(world, who: str | None = None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {world[who + '_token']}"} if who else {}
+    return httpx.Client(base_url=world["url"], headers=headers, timeout=10)
+
+
+def test_favorites_embed_their_anime_in_one_request(world):
+    with client(world, "alice") as alice:
+        for anime_id in world["published"]:
+            assert alice.post("/favorites", json={"anime_id": str(anime_id)}).status_code == 201
+        response = alice.get("/favorites", params={"select": "*,anime(*)", "order": "created_at.desc"})
+    assert response.status_code == 200
+    rows = response.json()
+    assert len(rows) == 20
+    assert {row["anime_id"] for row in rows} == {str(a) for a in world["published"]}
+    assert all(row["anime"]["id"] == row["anime_id"] and row["anime"]["poster_url"] for row in rows)
+    assert all(row["user_id"] == str(world["alice"]) and row["list_status"] == "planned" for row in rows)
+
+
+def test_continue_watching_embeds_anime_and_episode(world):
+    anime_id = world["published"][0]
+    with client(world, "alice") as alice:
+        saved = alice.post("/rpc/save_progress", json={
+            "anime_id": str(anime_id), "episode_number": 2, "position_seconds": 300})
+        assert saved.status_code == 200, saved.text
+        response = alice.get("/continue_watching", params={
+            "select": "*,anime(id,title,poster_url),episodes(id,number,title)",
+            "order": "last_watched_at.desc"})
+    assert response.status_code == 200
+    [row] = [r for r in response.json() if r["anime_id"] == str(anime_id)]
+    assert row["anime"]["title"] == "Published 0"
+    assert row["episodes"]["number"] == 2 and row["episode_id"] == row["episodes"]["id"]
+    assert row["position_seconds"] == 300
+
+
+def test_fifty_concurrent_adds_of_one_favorite_store_one_row(world):
+    anime_id = str(world["published"][5])
+    token = world["bob_token"]
+
+    def add(_: int) -> int:
+        with httpx.Client(base_url=world["url"], timeout=30) as c:
+            return c.post("/favorites", json={"anime_id": anime_id},
+                          headers={"Authorization": f"Bearer {token}",
+                                   "Prefer": "resolution=ignore-duplicates"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(add, range(50)))
+    assert all(status < 500 for status in statuses), statuses
+    assert set(statuses) <= {200, 201}
+    with owner_connect(world["db"]) as conn:
+        count = conn.execute("select count(*) from data.favorites where user_id = %s and anime_id = %s",
+                             (world["bob"], anime_id)).fetchone()[0]
+    assert count == 1
+
+
+def test_duplicate_favorite_without_prefer_is_409_and_with_merge_updates(world):
+    anime_id = str(world["published"][6])
+    with client(world, "bob") as bob:
+        assert bob.post("/favorites", json={"anime_id": anime_id}).status_code == 201
+        assert bob.post("/favorites", json={"anime_id": anime_id}).status_code == 409
+        merged = bob.post("/favorites", json={"anime_id": anime_id, "list_status": "watching"},
+                          headers={"Prefer": "resolution=merge-duplicates,return=representation"})
+        assert merged.status_code in (200, 201), merged.text
+        assert merged.json()[0]["list_status"] == "watching"
+        assert bob.patch("/favorites", params={"anime_id": f"eq.{anime_id}"},
+                         json={"list_status": "bogus"}).status_code == 400
+
+
+def test_delete_favorite_is_204_even_when_absent(world):
+    anime_id = str(world["published"][7])
+    with client(world, "bob") as bob:
+        bob.post("/favorites", json={"anime_id": anime_id})
+        assert bob.delete("/favorites", params={"anime_id": f"eq.{anime_id}"}).status_code == 204
+        assert bob.delete("/favorites", params={"anime_id": f"eq.{anime_id}"}).status_code == 204
+        assert bob.get("/favorites", params={"anime_id": f"eq.{anime_id}"}).json() == []
+
+
+def test_people_never_touch_each_others_rows(world):
+    target = str(world["published"][0])
+    with client(world, "bob") as bob:
+        # reading: only bob's rows, however the filter is written
+        assert bob.get("/favorites", params={"user_id": f"eq.{world['alice']}"}).json() == []
+        # changing and deleting alice's favorite affects nothing
+        assert bob.patch("/favorites", params={"anime_id": f"eq.{target}", "user_id": f"eq.{world['alice']}"},
+                         json={"list_status": "dropped"}).status_code in (200, 204)
+        assert bob.delete("/favorites", params={"user_id": f"eq.{world['alice']}"}).status_code == 204
+        # writing a row owned by alice is refused
+        forged = bob.post("/favorites", json={"anime_id": target, "user_id": str(world["alice"])})
+        assert forged.status_code in (401, 403)
+        assert bob.get("/watch_progress", params={"anime_id": f"eq.{target}"}).json() == []
+        sessions = bob.get("/sessions").json()
+        assert len(sessions) == 1 and sessions[0]["current"] is True
+    with client(world, "alice") as alice:
+        rows = alice.get("/favorites", params={"anime_id": f"eq.{target}"}).json()
+        assert rows and rows[0]["list_status"] == "planned"
+        assert len(alice.get("/watch_progress").json()) >= 1
+        alice_sessions = alice.get("/sessions").json()
+    with client(world, "bob") as bob:
+        # bob cannot revoke alice's session
+        assert bob.delete("/sessions", params={"id": f"eq.{alice_sessions[0]['id']}"}).status_code == 204
+    with client(world, "alice") as alice:
+        assert alice.get("/me", headers={"Accept": OBJECT}).status_code == 200
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/favorites"), ("POST", "/favorites"), ("PATCH", "/favorites"), ("DELETE", "/favorites"),
+    ("GET", "/continue_watching"), ("GET", "/watch_progress"), ("GET", "/me"), ("PATCH", "/me"),
+    ("GET", "/sessions"), ("DELETE", "/sessions"), ("POST", "/rpc/save_progress"),
+])
+def test_anonymous_callers_get_401_on_signed_in_resources(world, method, path):
+    with client(world) as anon:
+        anime_id = str(world["published"][0])
+        body = {"/favorites": {"anime_id": anime_id}, "/me": {"display_name": "x"},
+                "/rpc/save_progress": {"anime_id": anime_id, "episode_number": 1, "position_seconds": 1}}
+        response = anon.request(method, path, json=body[path] if method in ("POST", "PATCH") else None)
+    assert response.status_code == 401, response.text
+
+
+def test_unpublished_and_deleted_titles_are_invisible(world):
+    hidden = {str(world["draft"]), str(world["deleted"])}
+    for who in (None, "alice"):
+        with client(world, who) as c:
+            ids = {row["id"] for row in c.get("/anime", params={"select": "id"}).json()}
+            assert ids and not ids & hidden
+            for anime_id in hidden:
+                assert c.get("/anime", params={"id": f"eq.{anime_id}"}).json() == []
+                assert c.get("/episodes", params={"anime_id": f"eq.{anime_id}"}).json() == []
+    with client(world, "alice") as alice:
+        missing = alice.post("/rpc/save_progress", json={
+            "anime_id": str(world["draft"]), "episode_number": 1, "progress_percent": 10})
+        assert missing.status_code == 404 and missing.json()["code"] == "anime_not_found"
+
+
+def test_a_favorite_whose_title_is_unpublished_is_kept_but_not_listed(world):
+    with owner_connect(world["db"]) as conn:
+        anime_id = create_anime(conn, "Soon unpublished")
+    with client(world, "alice") as alice:
+        assert alice.post("/favorites", json={"anime_id": str(anime_id)}).status_code == 201
+        with owner_connect(world["db"]) as conn:
+            conn.execute("update data.anime set state = 'archived' where id = %s", (anime_id,))
+        assert alice.get("/favorites", params={"anime_id": f"eq.{anime_id}"}).json() == []
+    with owner_connect(world["db"]) as conn:
+        kept = conn.execute("select count(*) from data.favorites where anime_id = %s", (anime_id,)).fetchone()[0]
+    assert kept == 1
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"episode_number": 0, "position_seconds": 1}, "episode_number"),
+    ({"episode_number": 1}, "position_seconds, progress_percent"),
+    ({"episode_number": 1, "position_seconds": -5}, "position_seconds"),
+    ({"episode_number": 1, "progress_percent": 100.5}, "progress_percent"),
+    ({"episode_number": 1, "progress_percent": -1}, "progress_percent"),
+    ({"episode_number": 1, "position_seconds": 1, "translation_id": 999999}, "translation_id"),
+    ({"episode_number": 1, "position_seconds": 1, "watched_at": "2999-01-01T00:00:00Z"}, "future"),
+])
+def test_save_progress_rejects_invalid_input_and_stores_nothing(world, body, message):
+    anime_id = str(world["published"][10])
+    with client(world, "bob") as bob:
+        response = bob.post("/rpc/save_progress", json={"anime_id": anime_id, **body})
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "invalid_progress"
+        assert message in response.json()["message"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert bob.get("/watch_progress", params={"anime_id": f"eq.{anime_id}"}).json() == []
+
+
+def test_save_progress_rejects_malformed_types(world):
+    with client(world, "bob") as bob:
+        response = bob.post("/rpc/save_progress", json={"anime_id": "not-a-uuid", "episode_number": 1,
+                                                        "position_seconds": 1})
+        assert response.status_code == 400
+
+
+def test_an_older_watched_at_never_overwrites_a_newer_one(world):
+    anime_id = str(world["published"][11])
+    now = datetime.now(UTC)
+    with client(world, "bob") as bob:
+        newer = bob.post("/rpc/save_progress", json={
+            "anime_id": anime_id, "episode_number": 3, "position_seconds": 900,
+            "watched_at": now.isoformat()})
+        assert newer.status_code == 200
+        late = bob.post("/rpc/save_progress", json={
+            "anime_id": anime_id, "episode_number": 1, "position_seconds": 10,
+            "watched_at": (now - timedelta(hours=1)).isoformat()})
+        assert late.status_code == 200
+        assert late.json()["episode_number"] == 3 and late.json()["position_seconds"] == 900
+        [stored] = bob.get("/watch_progress", params={"anime_id": f"eq.{anime_id}"}).json()
+        assert stored["episode_number"] == 3
+        # a newer report does win
+        later = bob.post("/rpc/save_progress", json={
+            "anime_id": anime_id, "episode_number": 4, "progress_percent": 12.5})
+        assert later.json()["episode_number"] == 4 and later.json()["progress_percent"] == 12.5
+
+
+def test_me_reads_and_patches_only_its_own_profile_fields(world):
+    with client(world, "alice") as alice:
+        me = alice.get("/me", headers={"Accept": OBJECT}).json()
+        assert me["id"] == str(world["alice"]) and me["email"] == "alice@example.test"
+        assert me["roles"] == ["user"] and "anime.view" in me["permissions"]
+        assert "password_hash" not in me
+        patched = alice.patch("/me", json={"display_name": "Alice", "avatar_url": "https://img.test/a.png"},
+                              headers={"Prefer": "return=representation", "Accept": OBJECT})
+        assert patched.status_code == 200 and patched.json()["display_name"] == "Alice"
+        assert alice.patch("/me", json={"email": "evil@example.test"}).status_code in (401, 403)
+        assert alice.patch("/me", json={"avatar_url": "javascript:alert(1)"}).status_code == 400
+
+
+def test_a_revoked_session_token_is_refused_on_the_next_request(world, mint):
+    with owner_connect(world["db"]) as conn:
+        user_id, sid = create_user(conn)
+        _, other_sid = create_user(conn)
+    token = mint(user_id, sid)
+    with httpx.Client(base_url=world["url"], headers={"Authorization": f"Bearer {token}"}) as c:
+        assert c.get("/favorites").status_code == 200
+        # the person signs this device out through the API itself
+        assert c.delete("/sessions", params={"id": f"eq.{sid}"}).status_code == 204
+        refused = c.get("/favorites")
+    assert refused.status_code == 401 and refused.json()["code"] == "session_expired"
+    # a token naming someone else's session is refused too
+    assert httpx.get(f"{world['url']}/favorites",
+                     headers={"Authorization": f"Bearer {mint(user_id, other_sid)}"}).status_code == 401
+    assert httpx.get(f"{world['url']}/favorites",
+                     headers={"Authorization": f"Bearer {mint(user_id, uuid.uuid4())}"}).status_code == 401
+
+
+def test_tokens_with_a_foreign_role_or_no_session_are_refused(world, mint):
+    alice = world["alice"]
+    for token in (mint(alice, None), mint(None, None), mint(alice, None, role="authenticator")):
+        response = httpx.get(f"{world['url']}/anime", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code in (401, 403), response.text
