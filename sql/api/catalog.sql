@@ -84,10 +84,10 @@ begin
   if needle is null or length(needle) < 2 then
     perform private.raise_error(400, 'query_too_short', 'Search needs at least 2 characters in q.');
   end if;
-  -- typo tolerance: word_similarity >= 0.4 (default 0.6). similarity() first loads pg_trgm,
+  -- typo tolerance: word_similarity >= 0.3 (default 0.6). similarity() first loads pg_trgm,
   -- which registers the setting; a SET clause on the function would need superuser.
   perform public.similarity('', '');
-  perform set_config('pg_trgm.word_similarity_threshold', '0.4', true);
+  perform set_config('pg_trgm.word_similarity_threshold', '0.3', true);
   return query
     select v.*
       from data.anime d
