@@ -1,0 +1,173 @@
+"""PostgREST benchmark (issue 2): seeds 20,000 titles and 1,000 people with 50 favorites and
+10 progress rows each, then drives wrk at 50 and 500 concurrent connections against
+favorites-with-anime, continue-watching and an anime page. Prints one table of figures.
+
+Usage: python -m ops.bench.api [--duration 15] [--connections 50,500] [--keep]
+Targets on the 2-core machine: p95 < 100 ms at 50 connections, zero errors at 500.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import jwt
+
+from auth_service import keys
+from ops import db, services
+from ops.bench.cpu import cores_used, cpu_seconds
+
+BENCH_DB = "kitsu_bench"
+HERE = Path(__file__).resolve().parent
+TITLES, PEOPLE, FAVORITES, PROGRESS = 20_000, 1_000, 50, 10
+
+SEED = f"""
+insert into data.anime (shikimori_id, title, title_ru, title_en, kind, status, episodes_total,
+                        episodes_aired, score, year, season, poster_url, description, state, source)
+select i, 'Bench title ' || i, 'Тайтл ' || i, 'Bench title EN ' || i,
+       (array['tv','movie','ova','ona'])[1 + i % 4], (array['anons','ongoing','released'])[1 + i % 3],
+       12, 12, round((5 + (i % 50) / 10.0)::numeric, 2), 1990 + i % 35,
+       (array['winter','spring','summer','fall'])[1 + i % 4],
+       'https://img.example/posters/' || i || '.jpg', repeat('A synopsis sentence. ', 20),
+       'published', 'parser'
+  from generate_series(1, {TITLES}) i;
+insert into data.episodes (anime_id, number, title)
+select a.id, n, 'Episode ' || n from data.anime a, generate_series(1, 3) n;
+insert into data.users (email, password_hash)
+select 'bench-' || i || '@example.test', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA'
+  from generate_series(1, {PEOPLE}) i;
+insert into data.sessions (user_id, expires_at) select id, now() + interval '1 day' from data.users;
+with numbered as (select id, row_number() over (order by id) as n from data.anime),
+     people as (select id, row_number() over (order by id) as p from data.users)
+insert into data.favorites (user_id, anime_id, list_status)
+select people.id, numbered.id, 'watching'
+  from people join numbered on numbered.n between (people.p * 7) % {TITLES - FAVORITES} + 1
+                                              and (people.p * 7) % {TITLES - FAVORITES} + {FAVORITES};
+with numbered as (select id, row_number() over (order by id) as n from data.anime),
+     people as (select id, row_number() over (order by id) as p from data.users)
+insert into data.watch_progress (user_id, anime_id, episode_number, episode_id, position_seconds,
+                                 progress_percent, last_watched_at)
+select people.id, numbered.id, 2, e.id, 600, 42.5, now() - numbered.n * interval '1 minute'
+  from people
+  join numbered on numbered.n between (people.p * 7) % {TITLES - FAVORITES} + 1
+                                  and (people.p * 7) % {TITLES - FAVORITES} + {PROGRESS}
+  join data.episodes e on e.anime_id = numbered.id and e.number = 2;
+analyze;
+"""
+
+SCENARIOS = {
+    "favorites+anime": "/favorites?select=*,anime(*)&order=created_at.desc",
+    "continue_watching": "/continue_watching?select=*,anime(id,title,poster_url),episodes(id,number,title)"
+                         "&order=last_watched_at.desc&limit=10",
+    "anime page": "/anime?id=eq.{anime}&select=*,episodes(id,number,title)",
+}
+
+
+def seed() -> None:
+    db.drop_database(BENCH_DB)
+    db.ensure_roles()
+    db.ensure_database(BENCH_DB)
+    db.migrate(BENCH_DB)
+    import psycopg
+
+    started = time.monotonic()
+    with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner")) as conn:
+        conn.execute(SEED)
+        counts = conn.execute(
+            "select (select count(*) from data.anime), (select count(*) from data.users), "
+            "(select count(*) from data.favorites), (select count(*) from data.watch_progress)").fetchone()
+    print(f"seeded {counts[0]} titles, {counts[1]} people, {counts[2]} favorites, "
+          f"{counts[3]} progress rows in {time.monotonic() - started:.1f}s")
+
+
+def request_file(directory: Path, scenario: str, private_pem: str) -> Path:
+    """One line per request: the scenario path and (for signed-in scenarios) a person's token."""
+    import psycopg
+
+    with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner")) as conn:
+        sessions = conn.execute("select user_id, id from data.sessions").fetchall()
+        titles = [row[0] for row in conn.execute("select id from data.anime")]
+    lines = []
+    now = int(time.time())
+    for user_id, sid in sessions:
+        token = jwt.encode({"sub": str(user_id), "sid": str(sid), "role": "web_user", "aud": "kitsu",
+                            "iss": "kitsu-auth", "iat": now, "exp": now + 3600},
+                           private_pem, algorithm="ES256", headers={"kid": "bench"})
+        if scenario == "anime page":
+            lines.append(SCENARIOS[scenario].format(anime=random.choice(titles)) + "\t")
+        else:
+            lines.append(SCENARIOS[scenario] + "\t" + token)
+    path = directory / f"{scenario.replace(' ', '_').replace('+', '_')}.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_wrk(url: str, requests: Path, connections: int, duration: int) -> dict[str, float]:
+    threads = 2
+    before = cpu_seconds(("postgrest", "postgres", "wrk"))
+    started = time.monotonic()
+    output = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+         "-s", str(HERE / "wrk_report.lua"), url],
+        env={**os.environ, "KITSU_BENCH_REQUESTS": str(requests)},
+        check=True, capture_output=True, text=True).stdout
+    elapsed = time.monotonic() - started
+    figures = json.loads(output.strip().splitlines()[-1])
+    figures["cores"] = cores_used(before, cpu_seconds(("postgrest", "postgres", "wrk")), elapsed)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", default="50,500")
+    parser.add_argument("--pool", type=int, default=10, help="PostgREST db-pool")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (Debian package wrk)")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+    seed()
+    private_pem = keys.generate_private_pem()
+    postgrest = services.postgrest(BENCH_DB, jwks_json=keys.jwks_json({"bench": private_pem}), pool=args.pool)
+    postgrest.start().wait_ready()
+    results = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for scenario in SCENARIOS:
+                requests = request_file(Path(tmp), scenario, private_pem)
+                for connections in (int(c) for c in args.connections.split(",")):
+                    figures = run_wrk(postgrest.url or "", requests, connections, args.duration)
+                    figures.update(scenario=scenario, connections=connections)
+                    results.append(figures)
+                    print(json.dumps(figures), flush=True)
+    finally:
+        postgrest.stop()
+        if not args.keep:
+            db.drop_database(BENCH_DB)
+
+    print(f"\nwrk, {args.duration}s per run, 2 threads, PostgREST db-pool={args.pool}, "
+          f"{os.cpu_count()} cores shared by wrk, PostgREST and PostgreSQL")
+    print(f"{'scenario':<18} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>6} {'KiB/resp':>8}  cores (postgrest/postgres/wrk)")
+    for r in results:
+        errors = sum(r[k] for k in r if k.startswith("errors_"))
+        per_response = r["bytes"] / max(r["requests"], 1) / 1024
+        cores = r["cores"]
+        print(f"{r['scenario']:<18} {r['connections']:>5} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} "
+              f"{r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {errors:>6} {per_response:>8.1f}  "
+              f"{cores['postgrest']}/{cores['postgres']}/{cores['wrk']}")
+
+
+if __name__ == "__main__":
+    main()
