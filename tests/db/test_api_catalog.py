@@ -90,3 +90,11 @@ def test_openapi_documents_the_api(catalog):
     assert spec["definitions"]["anime"]["properties"]["poster_url"]["description"].startswith("Absolute URL")
     # the signed-in resources are not advertised to anonymous callers (follow-privileges)
     assert "favorites" not in spec["definitions"]
+
+
+def test_cors_allows_only_configured_origins(api_db, start_postgrest):
+    postgrest = start_postgrest(api_db, cors_origins="https://kitsu.example")
+    allowed = httpx.get(f"{postgrest.url}/anime", headers={"Origin": "https://kitsu.example"})
+    other = httpx.get(f"{postgrest.url}/anime", headers={"Origin": "https://evil.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://kitsu.example"
+    assert other.status_code == 200 and "access-control-allow-origin" not in other.headers

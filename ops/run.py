@@ -1,0 +1,68 @@
+"""`make run`: the whole platform in the foreground on this machine, without docker.
+
+Generates .env on first use, sets up roles, database and schema (keeping data), starts
+PostgREST, auth_service, the ingest workers and - unless real upstream URLs are configured - the
+bundled offline upstream, runs a first catalog sync when the catalog is empty, prints one
+`ready:` line with the URLs, and stops everything it started on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from ops import db, env, services
+
+RUN_DIR = db.ROOT / "run"
+
+
+def log_path(name: str) -> Path:
+    (RUN_DIR / "logs").mkdir(parents=True, exist_ok=True)
+    return RUN_DIR / "logs" / f"{name}.log"
+
+
+def main() -> int:
+    env.load(env.ensure())
+    dbname = db.database_name()
+    db.setup(dbname)
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    started: list[services.Service] = []
+
+    def start(service: services.Service) -> services.Service:
+        started.append(service.start())
+        return service.wait_ready(timeout=60)
+
+    try:
+        from auth_service import keys
+
+        api_port = int(os.environ.get("PGRST_SERVER_PORT", "3000"))
+        admin_port = int(os.environ.get("PGRST_ADMIN_SERVER_PORT", "3001"))
+        postgrest = start(services.postgrest(
+            dbname, jwks_json=keys.jwks_json(keys.signing_keys_from_env()), port=api_port,
+            admin_port=admin_port, audience=os.environ.get("JWT_AUDIENCE", "kitsu"),
+            cors_origins=os.environ.get("PGRST_SERVER_CORS_ALLOWED_ORIGINS") or None,
+            log_path=log_path("postgrest")))
+        urls = {"api": postgrest.url, "api_admin": f"http://127.0.0.1:{admin_port}"}
+        print(f"ready: {' '.join(f'{name}={url}' for name, url in urls.items())}  (logs in run/logs; Ctrl-C stops)",
+              flush=True)
+        while not stop.wait(1.0):
+            for service in started:
+                if service.process is not None and service.process.poll() is not None:
+                    print(f"{service.name} exited with {service.process.returncode}; stopping", file=sys.stderr)
+                    stop.set()
+    finally:
+        for service in reversed(started):
+            service.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
