@@ -11,12 +11,14 @@ alter default privileges for role kitsu_owner revoke execute on functions from p
 -- may only become anon / web_user (roles.sql); runs db-pre-request before SET ROLE is checked
 grant usage on schema private to authenticator;
 grant execute on function private.pre_request(), private.jwt_claims(), private.uid(), private.sid(),
-  private.security_headers(), private.raise_error(integer, text, text, text, text) to authenticator;
+  private.security_headers(), private.response_headers(boolean), private.raise_error(integer, text, text, text, text)
+  to authenticator;
 
 -- anon and web_user: shared helpers and the public catalog -----------------------------------
 grant usage on schema api, data, private to anon, web_user;
 grant execute on function private.pre_request(), private.jwt_claims(), private.uid(), private.sid(),
-  private.security_headers(), private.raise_error(integer, text, text, text, text),
+  private.security_headers(), private.response_headers(boolean),
+  private.raise_error(integer, text, text, text, text),
   private.anime_search_text(text, text, text, text, text[]) to anon, web_user;
 grant select on data.anime, data.genres, data.anime_genres, data.episodes, data.translations,
   data.episode_sources, data.schedule to anon, web_user;
@@ -44,3 +46,20 @@ grant select (id, user_id, created_at, last_used_at, expires_at, revoked_at, use
   on data.sessions to web_user;
 grant update (revoked_at, revoked_reason) on data.sessions to web_user;
 grant select, delete on api.sessions to web_user;
+
+-- auth_service -------------------------------------------------------------------------------
+-- only the auth functions it calls (security definer, owned by kitsu_owner); nothing in api or
+-- data, and not the internal helpers (take_slots, open_session, refund_login, ...).
+grant usage on schema auth to auth_service;
+grant execute on function
+  auth.register_attempt(inet, integer, interval),
+  auth.register(text, text, inet, text, bytea, interval),
+  auth.login_attempt(inet, text, integer, interval, integer, interval),
+  auth.login(uuid, text, text, inet, text, bytea, interval),
+  auth.refund_login(inet, text, boolean),
+  auth.refresh(bytea, bytea, inet, interval, integer, interval),
+  auth.logout(uuid, uuid, bytea, text),
+  auth.password_attempt(uuid, uuid, inet, integer, interval, integer, interval),
+  auth.change_password(uuid, uuid, text, text, inet),
+  auth.purge(interval)
+  to auth_service;

@@ -61,6 +61,14 @@ language sql stable security definer set search_path = '' as $$
        and u.is_active)
 $$;
 
+-- The response.headers value for successful responses: the security headers, plus no-store for
+-- signed-in callers (their rows must not sit in shared caches). Immutable, so it folds to a constant.
+create or replace function private.response_headers(signed_in boolean) returns text
+language sql immutable set search_path = '' as $$
+  select (select jsonb_agg(jsonb_build_object(key, value)) from jsonb_each(private.security_headers()))
+         || case when signed_in then '[{"Cache-Control": "private, no-store"}]'::jsonb else '[]'::jsonb end
+$$;
+
 /* db-pre-request: runs before every PostgREST request, as the request's role.
    - Only anon and web_user may be used: PostgREST 12 would SET ROLE to whatever role the
      token names if authenticator can, including authenticator itself.
@@ -71,10 +79,7 @@ $$;
 create or replace function private.pre_request() returns void
 language plpgsql stable set search_path = '' as $$
 declare
-  claims jsonb := private.jwt_claims();
-  claimed_role text := coalesce(claims ->> 'role', 'anon');
-  headers jsonb := '[]'::jsonb;
-  header record;
+  claimed_role text := coalesce(private.jwt_claims() ->> 'role', 'anon');
 begin
   if claimed_role not in ('anon', 'web_user') or current_user not in ('anon', 'web_user') then
     perform private.raise_error(401, 'invalid_token', 'This token cannot be used here.');
@@ -90,12 +95,6 @@ begin
       perform private.raise_error(401, 'session_expired', 'This session has ended; sign in again.');
     end if;
   end if;
-  for header in select key, value from jsonb_each(private.security_headers()) loop
-    headers := headers || jsonb_build_array(jsonb_build_object(header.key, header.value));
-  end loop;
-  if current_user = 'web_user' then
-    headers := headers || '[{"Cache-Control": "private, no-store"}]'::jsonb;
-  end if;
-  perform set_config('response.headers', headers::text, true);
+  perform set_config('response.headers', private.response_headers(current_user = 'web_user'), true);
 end
 $$;

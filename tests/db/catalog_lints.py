@@ -58,7 +58,7 @@ LINTS: dict[str, str] = {
          where n.nspname in {OUR_SCHEMAS} and has_function_privilege('anon', p.oid, 'execute')
            and n.nspname || '.' || p.proname not in (
              'private.pre_request', 'private.jwt_claims', 'private.uid', 'private.sid',
-             'private.security_headers', 'private.raise_error', 'private.anime_search_text',
+             'private.security_headers', 'private.response_headers', 'private.raise_error', 'private.anime_search_text',
              'api.search_anime')""",
     "web role granted anything on a queue or auth table": """
         select t.table_schema || '.' || t.table_name || ' to ' || t.grantee
