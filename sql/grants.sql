@@ -63,3 +63,20 @@ grant execute on function
   auth.change_password(uuid, uuid, text, text, inet),
   auth.purge(interval)
   to auth_service;
+
+-- ingest_worker ----------------------------------------------------------------------------
+-- Procrastinate workers and CLI: the queue's tables and functions (no PostgREST role gets any
+-- of these), and the ingest.* functions; the data.* tables only through those functions.
+grant usage on schema procrastinate, ingest to ingest_worker;
+grant select, insert, update, delete on all tables in schema procrastinate to ingest_worker;
+grant usage, select on all sequences in schema procrastinate to ingest_worker;
+revoke execute on all functions in schema procrastinate from public;
+grant execute on all functions in schema procrastinate to ingest_worker;
+grant execute on function ingest.acquire_slot(text), ingest.begin_run(text, bigint, jsonb, bigint, integer),
+  ingest.note_requests(bigint, bigint, integer),
+  ingest.finish_run(bigint, bigint, text, text, text, boolean),
+  ingest.stage_anime(bigint, bigint, jsonb, jsonb, text, integer),
+  ingest.stage_episodes(bigint, bigint, jsonb, jsonb, integer, integer),
+  ingest.stage_schedule(bigint, bigint, jsonb, integer), ingest.publish(bigint, integer[]),
+  ingest.trigger_sync(text, jsonb), ingest.tick(text, bigint), ingest.sweep_stalled(double precision),
+  ingest.sync_tasks(), ingest.ongoing_shikimori_ids() to ingest_worker;

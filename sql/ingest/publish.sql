@@ -1,0 +1,257 @@
+-- Publish: staging -> public catalog, set-based, in one transaction. The original system's
+-- rules hold: a field an editor changed (edited_fields) or locked (locked_fields; '*' locks the
+-- whole row) is never overwritten; new titles enter in the state the settings say; an editor's
+-- manual match is kept; rows staged by a run still in progress are not published.
+
+/* Does ingest keep its hands off this field of this row? */
+create or replace function ingest.keeps(p_edited text[], p_locked text[], p_field text) returns boolean
+language sql immutable parallel safe set search_path = '' as $$
+  select p_field = any (p_edited) or p_field = any (p_locked) or '*' = any (p_locked)
+$$;
+revoke all on function ingest.keeps(text[], text[], text) from public;
+
+/* Publish every staged change (or only the titles in p_only). p_run_id: the run calling it
+   (its own rows count as finished). Returns what changed, by table. */
+create or replace function ingest.publish(p_run_id bigint default null, p_only integer[] default null)
+returns jsonb
+language plpgsql volatile security definer set search_path = '' set timezone = 'UTC' as $$
+declare
+  s            data.ingest_settings;
+  v_ids        integer[];
+  v_n          integer;
+  v_m          integer;
+  v_result     jsonb := '{}';
+begin
+  -- one publisher at a time (catalog, episodes and schedule syncs may finish together)
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('kitsu.ingest.publish'));
+  select * into s from data.ingest_settings;
+
+  -- titles: match staged rows to catalog rows that already carry their shikimori_id
+  update data.staging_anime sa
+     set anime_id = a.id, matched_by = 'auto'
+    from data.anime a
+   where sa.anime_id is null and sa.matched_by is null and a.shikimori_id = sa.shikimori_id
+     and not exists (select 1 from data.staging_anime x where x.anime_id = a.id);
+
+  select coalesce(array_agg(sa.shikimori_id), '{}') into v_ids
+    from data.staging_anime sa
+   where sa.published_hash is distinct from sa.content_hash
+     and sa.matched_by is distinct from 'unmatched'
+     and (p_only is null or sa.shikimori_id = any (p_only))
+     and (sa.run_id is null or sa.run_id = p_run_id
+          or not exists (select 1 from data.sync_runs r where r.id = sa.run_id and r.status in ('running', 'interrupted')));
+
+  insert into data.genres as g (id, name, name_ru)
+  select distinct on ((x ->> 'id')::integer) (x ->> 'id')::integer, x ->> 'name', nullif(x ->> 'russian', '')
+    from data.staging_anime sa
+    join unnest(v_ids) c(id) on c.id = sa.shikimori_id
+   cross join jsonb_array_elements(sa.payload -> 'genres') x
+   order by (x ->> 'id')::integer
+  on conflict (id) do update set name = excluded.name, name_ru = excluded.name_ru
+   where (g.name, g.name_ru) is distinct from (excluded.name, excluded.name_ru);
+  get diagnostics v_n = row_count;
+  v_result := v_result || jsonb_build_object('genres_written', v_n);
+
+  -- new titles
+  with ins as (
+    insert into data.anime (shikimori_id, title, title_ru, title_en, title_original, synonyms, kind, status,
+                            episodes_total, episodes_aired, score, rating, year, season, aired_on, released_on,
+                            next_episode_at, poster_url, description, state, source, content_hash)
+    select sa.shikimori_id, p ->> 'title', p ->> 'title_ru', p ->> 'title_en', p ->> 'title_original',
+           array(select jsonb_array_elements_text(p -> 'synonyms')), p ->> 'kind', p ->> 'status',
+           (p ->> 'episodes_total')::integer, (p ->> 'episodes_aired')::integer, (p ->> 'score')::numeric,
+           p ->> 'rating', (p ->> 'year')::integer, p ->> 'season', (p ->> 'aired_on')::date,
+           (p ->> 'released_on')::date, (p ->> 'next_episode_at')::timestamptz, p ->> 'poster_url',
+           p ->> 'description', s.new_title_state, 'parser', sa.content_hash
+      from data.staging_anime sa
+      join unnest(v_ids) c(id) on c.id = sa.shikimori_id
+     cross join lateral (select sa.payload as p) x
+     where sa.anime_id is null and sa.matched_by is null
+    on conflict (shikimori_id) do nothing
+    returning id, shikimori_id
+  )
+  update data.staging_anime sa set anime_id = ins.id, matched_by = 'auto'
+    from ins where sa.shikimori_id = ins.shikimori_id;
+  get diagnostics v_n = row_count;
+  v_result := v_result || jsonb_build_object('anime_inserted', v_n);
+
+  -- changed titles: every field but the ones an editor changed or locked
+  with n as (
+    select a.id,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'title') then a.title else p ->> 'title' end as title,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'title_ru') then a.title_ru else p ->> 'title_ru' end as title_ru,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'title_en') then a.title_en else p ->> 'title_en' end as title_en,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'title_original') then a.title_original else p ->> 'title_original' end as title_original,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'synonyms') then a.synonyms else array(select jsonb_array_elements_text(p -> 'synonyms')) end as synonyms,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'kind') then a.kind else p ->> 'kind' end as kind,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'status') then a.status else p ->> 'status' end as status,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'episodes_total') then a.episodes_total else (p ->> 'episodes_total')::integer end as episodes_total,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'episodes_aired') then a.episodes_aired else (p ->> 'episodes_aired')::integer end as episodes_aired,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'score') then a.score else (p ->> 'score')::numeric end as score,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'rating') then a.rating else p ->> 'rating' end as rating,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'year') then a.year else (p ->> 'year')::integer end as year,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'season') then a.season else p ->> 'season' end as season,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'aired_on') then a.aired_on else (p ->> 'aired_on')::date end as aired_on,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'released_on') then a.released_on else (p ->> 'released_on')::date end as released_on,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'next_episode_at') then a.next_episode_at else (p ->> 'next_episode_at')::timestamptz end as next_episode_at,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'poster_url') then a.poster_url else p ->> 'poster_url' end as poster_url,
+      case when ingest.keeps(a.edited_fields, a.locked_fields, 'description') then a.description else p ->> 'description' end as description,
+      case when a.shikimori_id is null then sa.shikimori_id else a.shikimori_id end as shikimori_id,
+      sa.content_hash
+    from data.staging_anime sa
+    join unnest(v_ids) c(id) on c.id = sa.shikimori_id
+    join data.anime a on a.id = sa.anime_id
+   cross join lateral (select sa.payload as p) x
+  )
+  update data.anime a
+     set title = n.title, title_ru = n.title_ru, title_en = n.title_en, title_original = n.title_original,
+         synonyms = n.synonyms, kind = n.kind, status = n.status, episodes_total = n.episodes_total,
+         episodes_aired = n.episodes_aired, score = n.score, rating = n.rating, year = n.year, season = n.season,
+         aired_on = n.aired_on, released_on = n.released_on, next_episode_at = n.next_episode_at,
+         poster_url = n.poster_url, description = n.description, shikimori_id = n.shikimori_id,
+         content_hash = n.content_hash
+    from n
+   where a.id = n.id
+     and (a.title, a.title_ru, a.title_en, a.title_original, a.synonyms, a.kind, a.status, a.episodes_total,
+          a.episodes_aired, a.score, a.rating, a.year, a.season, a.aired_on, a.released_on, a.next_episode_at,
+          a.poster_url, a.description, a.shikimori_id, a.content_hash)
+         is distinct from
+         (n.title, n.title_ru, n.title_en, n.title_original, n.synonyms, n.kind, n.status, n.episodes_total,
+          n.episodes_aired, n.score, n.rating, n.year, n.season, n.aired_on, n.released_on, n.next_episode_at,
+          n.poster_url, n.description, n.shikimori_id, n.content_hash);
+  get diagnostics v_n = row_count;
+  v_result := v_result || jsonb_build_object('anime_updated', v_n);
+
+  -- genres of those titles (unless an editor changed or locked `genres`)
+  delete from data.anime_genres ag
+   using data.staging_anime sa, unnest(v_ids) c(id), data.anime a
+   where c.id = sa.shikimori_id and ag.anime_id = sa.anime_id and a.id = sa.anime_id
+     and not ingest.keeps(a.edited_fields, a.locked_fields, 'genres')
+     and not exists (select 1 from jsonb_array_elements(sa.payload -> 'genres') x
+                      where (x ->> 'id')::integer = ag.genre_id);
+  get diagnostics v_n = row_count;
+  insert into data.anime_genres (anime_id, genre_id)
+  select sa.anime_id, (x ->> 'id')::integer
+    from data.staging_anime sa
+    join unnest(v_ids) c(id) on c.id = sa.shikimori_id
+    join data.anime a on a.id = sa.anime_id
+   cross join jsonb_array_elements(sa.payload -> 'genres') x
+   where not ingest.keeps(a.edited_fields, a.locked_fields, 'genres')
+  on conflict do nothing;
+  get diagnostics v_m = row_count;
+  v_result := v_result || jsonb_build_object('anime_genres_written', v_n + v_m);
+
+  update data.staging_anime sa
+     set published_hash = sa.content_hash, published_at = now()
+    from unnest(v_ids) c(id)
+   where c.id = sa.shikimori_id and sa.anime_id is not null;
+
+  -- players: staged (title, translation) rows whose title is in the catalog
+  create temp table if not exists ingest_publish_episodes (
+    shikimori_id integer, translation_id integer, anime_id uuid
+  ) on commit drop;
+  truncate pg_temp.ingest_publish_episodes;
+  insert into pg_temp.ingest_publish_episodes
+  select se.shikimori_id, se.translation_id, coalesce(sa.anime_id, a.id)
+    from data.staging_episodes se
+    left join data.staging_anime sa on sa.shikimori_id = se.shikimori_id and sa.anime_id is not null
+    left join data.anime a on a.shikimori_id = se.shikimori_id
+   where se.published_hash is distinct from se.content_hash
+     and coalesce(sa.anime_id, a.id) is not null
+     and (p_only is null or se.shikimori_id = any (p_only))
+     and (se.run_id is null or se.run_id = p_run_id
+          or not exists (select 1 from data.sync_runs r where r.id = se.run_id and r.status in ('running', 'interrupted')));
+
+  insert into data.translations as t (id, title, type)
+  select distinct on (se.translation_id) se.translation_id, se.translation_title, se.translation_type
+    from data.staging_episodes se
+    join pg_temp.ingest_publish_episodes c using (shikimori_id, translation_id)
+   order by se.translation_id, se.fetched_at desc
+  on conflict (id) do update set title = excluded.title, type = excluded.type
+   where (t.title, t.type) is distinct from (excluded.title, excluded.type);
+
+  insert into data.episodes (anime_id, number, source)
+  select distinct c.anime_id, k.num::integer, 'parser'
+    from data.staging_episodes se
+    join pg_temp.ingest_publish_episodes c using (shikimori_id, translation_id)
+   cross join jsonb_object_keys(se.episodes) k(num)
+  on conflict (anime_id, number) do nothing;
+  get diagnostics v_n = row_count;
+  v_result := v_result || jsonb_build_object('episodes_inserted', v_n);
+
+  insert into data.episode_sources as es (episode_id, translation_id, quality, player_url)
+  select e.id, se.translation_id, se.quality, x.url
+    from data.staging_episodes se
+    join pg_temp.ingest_publish_episodes c using (shikimori_id, translation_id)
+   cross join jsonb_each_text(se.episodes) x(num, url)
+    join data.episodes e on e.anime_id = c.anime_id and e.number = x.num::integer
+   where e.deleted_at is null and not ingest.keeps('{}', e.locked_fields, 'sources')
+  on conflict (episode_id, translation_id) do update
+     set quality = excluded.quality, player_url = excluded.player_url, updated_at = now()
+   where (es.quality, es.player_url) is distinct from (excluded.quality, excluded.player_url);
+  get diagnostics v_n = row_count;
+  v_result := v_result || jsonb_build_object('episode_sources_written', v_n);
+
+  update data.staging_episodes se
+     set published_hash = se.content_hash, published_at = now()
+    from pg_temp.ingest_publish_episodes c
+   where c.shikimori_id = se.shikimori_id and c.translation_id = se.translation_id;
+
+  -- schedule
+  with c as (
+    select ss.shikimori_id, coalesce(sa.anime_id, a.id) as anime_id
+      from data.staging_schedule ss
+      left join data.staging_anime sa on sa.shikimori_id = ss.shikimori_id and sa.anime_id is not null
+      left join data.anime a on a.shikimori_id = ss.shikimori_id
+     where ss.published_hash is distinct from ss.content_hash
+       and coalesce(sa.anime_id, a.id) is not null
+       and (p_only is null or ss.shikimori_id = any (p_only))
+       and (ss.run_id is null or ss.run_id = p_run_id
+            or not exists (select 1 from data.sync_runs r where r.id = ss.run_id and r.status in ('running', 'interrupted')))
+  ), up as (
+    insert into data.schedule as d (anime_id, episode_number, airs_at)
+    select c.anime_id, ss.episode_number, ss.airs_at
+      from c join data.staging_schedule ss using (shikimori_id)
+    on conflict (anime_id, episode_number) do update set airs_at = excluded.airs_at, updated_at = now()
+     where d.airs_at is distinct from excluded.airs_at
+    returning 1
+  ), marked as (
+    update data.staging_schedule ss set published_hash = ss.content_hash
+      from c where c.shikimori_id = ss.shikimori_id
+    returning 1
+  )
+  select (select count(*) from up) into v_n;
+  v_result := v_result || jsonb_build_object('schedule_written', v_n);
+  return v_result;
+end
+$$;
+revoke all on function ingest.publish(bigint, integer[]) from public;
+grant execute on function ingest.publish(bigint, integer[]) to ingest_worker;
+comment on function ingest.publish(bigint, integer[]) is 'Publish staged changes into the catalog (all, or only the given shikimori ids); returns counts.';
+
+/* Editors: link a staged title to a catalog row (kept across re-syncs), or unlink it. */
+create or replace function ingest.match(p_shikimori_id integer, p_anime_id uuid) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  update data.staging_anime set anime_id = null, matched_by = 'unmatched'
+   where anime_id = p_anime_id and shikimori_id <> p_shikimori_id;
+  update data.staging_anime set anime_id = p_anime_id, matched_by = 'manual', published_hash = null
+   where shikimori_id = p_shikimori_id;
+  if not found then
+    raise exception 'no staged title with shikimori id %', p_shikimori_id using errcode = 'KI004';
+  end if;
+end
+$$;
+revoke all on function ingest.match(integer, uuid) from public;
+
+create or replace function ingest.unmatch(p_shikimori_id integer) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  update data.staging_anime set anime_id = null, matched_by = 'unmatched', published_hash = null
+   where shikimori_id = p_shikimori_id;
+  if not found then
+    raise exception 'no staged title with shikimori id %', p_shikimori_id using errcode = 'KI004';
+  end if;
+end
+$$;
+revoke all on function ingest.unmatch(integer) from public;
