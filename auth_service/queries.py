@@ -1,0 +1,33 @@
+"""One SQL call per state change: each constant calls one function of the private ``auth``
+schema (sql/auth/), which runs as one transaction (the pool's connections are autocommit)."""
+
+from __future__ import annotations
+
+from typing import LiteralString
+
+PING: LiteralString = "select 1"
+
+REGISTER_ATTEMPT: LiteralString = "select auth.register_attempt(%s, %s, %s)"
+REGISTER: LiteralString = (
+    "select user_id, session_id, email from auth.register(%s, %s, %s, %s, %s, %s)"
+)
+
+LOGIN_ATTEMPT: LiteralString = (
+    "select retry_after, user_id, password_hash from auth.login_attempt(%s, %s, %s, %s, %s, %s)"
+)
+LOGIN: LiteralString = "select session_id, email from auth.login(%s, %s, %s, %s, %s, %s, %s)"
+REFUND_LOGIN: LiteralString = "select auth.refund_login(%s, %s, %s)"
+
+REFRESH: LiteralString = (
+    "select outcome, retry_after, user_id, session_id, email"
+    " from auth.refresh(%s, %s, %s, %s, %s, %s)"
+)
+LOGOUT: LiteralString = "select auth.logout(%s, %s, %s, %s)"
+
+PASSWORD_ATTEMPT: LiteralString = (
+    "select retry_after, email, password_hash"
+    " from auth.password_attempt(%s, %s, %s, %s, %s, %s, %s)"
+)
+CHANGE_PASSWORD: LiteralString = "select auth.change_password(%s, %s, %s, %s, %s)"
+
+PURGE: LiteralString = "select rate_limits, refresh_tokens, sessions from auth.purge(%s)"

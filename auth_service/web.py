@@ -1,0 +1,113 @@
+"""HTTP plumbing: the client address behind trusted proxies, and the outermost middleware that
+adds the security headers, records request latency and turns any unhandled error into the
+contract's 500 envelope (so even that response carries the headers)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from auth_service import errors, metrics
+from auth_service.settings import Network
+
+log = logging.getLogger("auth_service")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cross-origin-resource-policy", b"same-site"),
+]
+
+
+def _parse(value: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def client_ip(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]
+) -> IPAddress | None:
+    """The client's address. ``X-Forwarded-For`` counts only when the peer is a trusted proxy;
+    then the list is read from the right, skipping trusted proxies, and the first other address
+    is the client (entries further left were written by the client and prove nothing)."""
+    address = _parse(peer) if peer else None
+    if address is None or not any(address in net for net in trusted):
+        return address
+    hops = [hop for header in forwarded_for for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        hop_address = _parse(hop)
+        if hop_address is None:
+            break  # malformed entry: trust nothing to its left
+        address = hop_address
+        if not any(hop_address in net for net in trusted):
+            break
+    return address
+
+
+class SecurityMiddleware:
+    """Security headers and ``Cache-Control: no-store`` (tokens!) on every response, request
+    latency per route, and the error boundary of last resort."""
+
+    def __init__(self, app: ASGIApp, *, expose_worker: bool = False) -> None:
+        self.app = app
+        self.extra = [(b"x-auth-worker", str(os.getpid()).encode())] if expose_worker else []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() not in {name for name, _ in SECURITY_HEADERS}
+                ]
+                headers += SECURITY_HEADERS + self.extra
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not response_started:
+                payload = json.dumps(errors.body("internal_error", "Internal error.")).encode()
+                await send_with_headers(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()),
+                        ],
+                    }
+                )
+                await send_with_headers({"type": "http.response.body", "body": payload})
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            metrics.REQUEST_SECONDS.labels(scope.get("method", ""), path, str(status)).observe(
+                time.perf_counter() - started
+            )

@@ -1,0 +1,46 @@
+-- auth_service state: refresh tokens (hashes only) and rate-limit counters. Nobody but the
+-- security-definer functions of sql/auth/ touches these tables: RLS is on and no role has a
+-- policy or a grant, so even a mistaken grant would show no rows.
+
+/* One row per refresh token ever issued to a session. Only SHA-256 of the token is stored.
+   The session's current token is the row with rotated_at null (at most one: the partial
+   unique index). Older rows stay until the session ends, so presenting any of them is
+   recognised as reuse (theft signal) rather than as an unknown token. parent_id links a token
+   to the one it replaced: the grace window applies only to the parent of the current token. */
+create table data.refresh_tokens (
+  id          bigint generated always as identity primary key,
+  session_id  uuid not null references data.sessions (id) on delete cascade,
+  token_hash  bytea not null,
+  parent_id   bigint references data.refresh_tokens (id) on delete set null,
+  created_at  timestamptz not null default now(),
+  rotated_at  timestamptz,
+  constraint refresh_tokens_token_hash_key unique (token_hash),
+  constraint refresh_tokens_hash_is_sha256 check (length(token_hash) = 32),
+  constraint refresh_tokens_rotated_after_creation check (rotated_at is null or rotated_at >= created_at)
+);
+create unique index refresh_tokens_one_current_per_session on data.refresh_tokens (session_id)
+  where rotated_at is null;
+create index refresh_tokens_session_id_idx on data.refresh_tokens (session_id);
+create index refresh_tokens_parent_id_idx on data.refresh_tokens (parent_id);
+alter table data.refresh_tokens enable row level security;
+comment on table data.refresh_tokens is 'SHA-256 of every refresh token of a session; rotated_at null marks the current one.';
+comment on column data.refresh_tokens.parent_id is 'The token this one replaced (grace window: only the current token''s parent may be re-presented).';
+
+/* Sliding-window rate limits, shared by every auth_service process and replica. One row per
+   (bucket, subject) holds the times of the attempts still inside the window (at most `limit`
+   of them: a refused attempt is not recorded, so hammering does not extend a lockout).
+   expires_at = newest hit + window: after it the row is empty and auth.purge() deletes it. */
+create table data.rate_limits (
+  bucket     text not null,
+  subject    text not null,
+  hits       timestamptz[] not null default '{}',
+  expires_at timestamptz not null default now(),
+  primary key (bucket, subject),
+  constraint rate_limits_bucket_known check (bucket in ('login_ip_email', 'login_email', 'refresh_ip', 'register_ip')),
+  constraint rate_limits_subject_length check (length(subject) between 1 and 400),
+  constraint rate_limits_hits_bounded check (cardinality(hits) <= 10000)
+);
+create index rate_limits_expires_at_idx on data.rate_limits (expires_at);
+alter table data.rate_limits enable row level security;
+comment on table data.rate_limits is 'Sliding-window counters of auth attempts: login failures per (ip, email) and per email, refreshes and registrations per ip.';
+comment on column data.rate_limits.hits is 'Times of the attempts counted in the current window (oldest first).';
