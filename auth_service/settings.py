@@ -10,8 +10,9 @@ import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import SecretStr, model_validator
+from pydantic import BeforeValidator, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auth_service import keys
@@ -21,6 +22,19 @@ from auth_service import keys
 OWASP_ARGON2_MINIMUMS = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _seconds(value: object) -> object:
+    """Durations are plain seconds in the environment ("900", "0.5"); ISO 8601 also works."""
+    if isinstance(value, str):
+        try:
+            return timedelta(seconds=float(value))
+        except ValueError:
+            return value
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds)]
 
 
 class Settings(BaseSettings):
@@ -37,9 +51,9 @@ class Settings(BaseSettings):
     jwt_signing_kid: str | None = None
     jwt_audience: str = "kitsu"
     jwt_issuer: str = "kitsu-auth"
-    access_ttl: timedelta = timedelta(minutes=15)
-    session_ttl: timedelta = timedelta(days=30)
-    refresh_grace: timedelta = timedelta(seconds=10)
+    access_ttl: Duration = timedelta(minutes=15)
+    session_ttl: Duration = timedelta(days=30)
+    refresh_grace: Duration = timedelta(seconds=10)
 
     argon2_time_cost: int = 2
     argon2_memory_cost: int = 19456
@@ -52,18 +66,18 @@ class Settings(BaseSettings):
     hash_queue_timeout: float = 10.0
 
     login_ip_email_limit: int = 5
-    login_ip_email_window: timedelta = timedelta(seconds=60)
+    login_ip_email_window: Duration = timedelta(seconds=60)
     login_email_limit: int = 20
-    login_email_window: timedelta = timedelta(hours=1)
+    login_email_window: Duration = timedelta(hours=1)
     refresh_ip_limit: int = 60
-    refresh_ip_window: timedelta = timedelta(seconds=60)
+    refresh_ip_window: Duration = timedelta(seconds=60)
     register_ip_limit: int = 20
-    register_ip_window: timedelta = timedelta(hours=1)
+    register_ip_window: Duration = timedelta(hours=1)
 
     trusted_proxies: str = ""  # comma-separated addresses/CIDRs whose X-Forwarded-For is honoured
     cors_origins: str = ""  # comma-separated allowed browser origins
-    purge_interval: timedelta = timedelta(minutes=5)
-    session_retention: timedelta = timedelta(days=30)
+    purge_interval: Duration = timedelta(minutes=5)
+    session_retention: Duration = timedelta(days=30)
     expose_worker: bool = False  # tests only: X-Auth-Worker header with the process id
 
     @model_validator(mode="after")
