@@ -80,3 +80,20 @@ grant execute on function ingest.acquire_slot(text), ingest.begin_run(text, bigi
   ingest.stage_schedule(bigint, bigint, jsonb, integer), ingest.publish(bigint, integer[]),
   ingest.trigger_sync(text, jsonb), ingest.tick(text, bigint), ingest.sweep_stalled(double precision),
   ingest.sync_tasks(), ingest.ongoing_shikimori_ids() to ingest_worker;
+
+-- admin (web_user with RBAC permissions) ----------------------------------------------------
+-- Every admin function checks its permission itself (docs/admin-api.md); web_user gets no grant
+-- on data for them. The views read the gated row sources as web_user, so those are executable.
+grant execute on function private.admin_anime_rows(), private.admin_user_rows(),
+  private.audit_log_rows() to web_user;
+grant select on api.admin_anime, api.admin_users, api.admin_audit_log to web_user;
+grant execute on function
+  api.admin_update_anime(uuid, jsonb, text),
+  api.admin_create_anime(jsonb, text),
+  api.admin_lock_anime(uuid, text[], text),
+  api.admin_unlock_anime(uuid, text[], text),
+  api.admin_delete_anime(uuid, text),
+  api.admin_restore_anime(uuid, text),
+  api.admin_grant_role(uuid, text, text),
+  api.admin_revoke_role(uuid, text, text)
+  to web_user;

@@ -1,0 +1,267 @@
+/* Admin helpers: the anime state machine, validation, field locks, request context for the
+   audit log, and the gated row sources behind the admin views (docs/admin-api.md).
+
+   Why row sources are security definer functions: the admin views are security_invoker like
+   every api view (H1), but web_user must not see unpublished titles through RLS (the public
+   views rely on anime_public_read) and must hold no grant at all on data.audit_log (catalog
+   lint). So each admin view reads a security definer function that checks one RBAC permission
+   first and raises 403 without it. Reads are GETs, which PostgREST runs READ ONLY: a denied
+   read cannot write an audit row. Denied writes (the api.admin_* RPCs) are audited; see
+   private.admin_denied.
+
+   Helpers without `security definer` are only called from security definer api functions (so
+   they run as kitsu_owner) and are granted to nobody. Code: re-applied with create or replace;
+   changing a return type needs a `drop function` first. */
+
+-- Fields an admin may edit (keys of the patch of api.admin_update_anime) and lock.
+create or replace function private.anime_editable_fields() returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select array['title', 'title_ru', 'title_en', 'title_original', 'synonyms', 'kind', 'status',
+               'episodes_total', 'episodes_aired', 'score', 'rating', 'year', 'season', 'aired_on',
+               'released_on', 'next_episode_at', 'poster_url', 'description', 'state']
+$$;
+
+-- The state machine of original-system §1.5; staying in the same state is always allowed.
+create or replace function private.anime_next_states(from_state text) returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select case from_state
+           when 'draft'     then array['pending', 'broken', 'archived']
+           when 'pending'   then array['published', 'draft', 'broken', 'archived']
+           when 'published' then array['archived', 'broken']
+           when 'broken'    then array['draft', 'pending', 'archived']
+           when 'archived'  then array['draft']
+           else '{}'::text[]
+         end
+$$;
+
+-- "Has video": at least one live episode with at least one player.
+create or replace function private.anime_has_video(anime_id uuid) returns boolean
+language sql stable set search_path = '' as $$
+  select exists (select 1
+                   from data.episodes e
+                   join data.episode_sources s on s.episode_id = e.id
+                  where e.anime_id = anime_has_video.anime_id and e.deleted_at is null)
+$$;
+
+-- Validation errors of a title, as stable codes the admin UI translates.
+create or replace function private.anime_errors(title text, description text, poster_url text,
+                                                state text, has_video boolean) returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select array_remove(array[
+    case when coalesce(btrim(title), '') = '' then 'missing_title' end,
+    case when coalesce(btrim(description), '') = '' then 'missing_description' end,
+    case when coalesce(btrim(poster_url), '') = '' then 'missing_poster' end,
+    case when not has_video then 'no_video' end,
+    case when state = 'published' and not has_video then 'published_without_video' end
+  ], null)
+$$;
+
+-- The admin view of titles (every state, deleted too). only_id narrows it to one title.
+create or replace function private.admin_anime_select(only_id uuid)
+returns table (id uuid, shikimori_id integer, title text, title_ru text, title_en text,
+               title_original text, synonyms text[], kind text, status text, episodes_total integer,
+               episodes_aired integer, score numeric, rating text, year integer, season text,
+               aired_on date, released_on date, next_episode_at timestamptz, poster_url text,
+               description text, genres text[], state text, next_states text[], source text,
+               has_video boolean, errors text[], has_errors boolean, episodes_count integer,
+               locked_fields text[], locked_by uuid, locked_reason text, locked_at timestamptz,
+               is_deleted boolean, deleted_at timestamptz, deleted_by uuid, delete_reason text,
+               edited_fields text[], created_by uuid, updated_by uuid, created_at timestamptz,
+               updated_at timestamptz)
+language sql stable set search_path = '' as $$
+  select a.id, a.shikimori_id, a.title, a.title_ru, a.title_en, a.title_original, a.synonyms,
+         a.kind, a.status, a.episodes_total, a.episodes_aired, a.score, a.rating, a.year, a.season,
+         a.aired_on, a.released_on, a.next_episode_at, a.poster_url, a.description,
+         array(select coalesce(g.name_ru, g.name)
+                 from data.anime_genres ag join data.genres g on g.id = ag.genre_id
+                where ag.anime_id = a.id order by g.name),
+         a.state, private.anime_next_states(a.state), a.source,
+         v.has_video, e.errors, cardinality(e.errors) > 0,
+         (select count(*)::integer from data.episodes ep where ep.anime_id = a.id and ep.deleted_at is null),
+         a.locked_fields, a.locked_by, a.locked_reason, a.locked_at,
+         a.deleted_at is not null, a.deleted_at, a.deleted_by, a.delete_reason,
+         a.edited_fields, a.created_by, a.updated_by, a.created_at, a.updated_at
+    from data.anime a
+    cross join lateral (select private.anime_has_video(a.id) as has_video) v
+    cross join lateral (select private.anime_errors(a.title, a.description, a.poster_url, a.state,
+                                                    v.has_video) as errors) e
+   where only_id is null or a.id = only_id
+$$;
+
+create or replace function private.admin_anime_json(anime_id uuid) returns jsonb
+language sql stable set search_path = '' as $$
+  select to_jsonb(r) from private.admin_anime_select(anime_id) r
+$$;
+
+-- The title to change, locked for this transaction: 404 when unknown, 410 when soft-deleted.
+create or replace function private.admin_anime_for_update(anime_id uuid, allow_deleted boolean default false)
+returns data.anime
+language plpgsql volatile set search_path = '' as $$
+declare
+  target data.anime;
+begin
+  select * into target from data.anime a where a.id = admin_anime_for_update.anime_id for update;
+  if not found then
+    perform private.raise_error(404, 'anime_not_found', 'No title has this id.');
+  end if;
+  if target.deleted_at is not null and not admin_anime_for_update.allow_deleted then
+    perform private.raise_error(410, 'anime_deleted', 'This title is deleted; restore it first.',
+                                hint => 'rpc/admin_restore_anime');
+  end if;
+  return target;
+end
+$$;
+
+-- Field names outside the editable list (400 unknown_field when not empty).
+create or replace function private.anime_unknown_fields(fields text[]) returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select array(select f from unnest(fields) f where f is null or f <> all (private.anime_editable_fields()) order by f)
+$$;
+
+-- The answer of every anime RPC: {anime, audit_log_id, warnings}; warnings = validation errors.
+create or replace function private.admin_anime_result(anime_id uuid, audit_log_id bigint,
+                                                      warnings text[] default '{}')
+returns jsonb
+language sql stable set search_path = '' as $$
+  select jsonb_build_object(
+           'anime', r.doc, 'audit_log_id', admin_anime_result.audit_log_id,
+           'warnings', to_jsonb(admin_anime_result.warnings
+                                || array(select jsonb_array_elements_text(r.doc -> 'errors'))))
+    from (select private.admin_anime_json(admin_anime_result.anime_id) as doc) r
+$$;
+
+-- Keys of a jsonb object kept to the listed ones (the before/after of an audited change).
+create or replace function private.jsonb_pick(doc jsonb, keys text[]) returns jsonb
+language sql immutable parallel safe set search_path = '' as $$
+  select coalesce(jsonb_object_agg(k, doc -> k), '{}'::jsonb) from unnest(keys) k
+$$;
+
+-- Request context for the audit log: PostgREST exposes headers (lower-case keys), not the peer.
+create or replace function private.request_header(name text) returns text
+language sql stable set search_path = '' as $$
+  select nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name)
+$$;
+
+/* The client address: the right-most X-Forwarded-For entry, i.e. the one our reverse proxy
+   appended (earlier entries are whatever the client claimed), else X-Real-IP. Without a proxy
+   in front of PostgREST these headers are client-controlled, so treat the value as a hint. */
+create or replace function private.client_ip() returns inet
+language plpgsql stable set search_path = '' as $$
+declare
+  candidate text := btrim((pg_catalog.string_to_array(private.request_header('x-forwarded-for'), ','))[
+                      cardinality(pg_catalog.string_to_array(private.request_header('x-forwarded-for'), ','))]);
+begin
+  candidate := coalesce(nullif(candidate, ''), btrim(private.request_header('x-real-ip')));
+  return candidate::inet;
+exception when others then
+  return null;  -- a malformed header must not fail the audited request
+end
+$$;
+
+-- Append one audit row for the caller (actor from the JWT, ip and user agent from headers).
+create or replace function private.audit(action text, entity_type text, entity_id text,
+                                         before jsonb, after jsonb, reason text) returns bigint
+language sql volatile set search_path = '' as $$
+  insert into data.audit_log (actor_id, actor_type, action, entity_type, entity_id, before, after,
+                              reason, ip, user_agent)
+  values (private.uid(), case when private.uid() is null then 'anonymous' else 'user' end,
+          audit.action, audit.entity_type, audit.entity_id, audit.before, audit.after,
+          nullif(btrim(audit.reason), ''), private.client_ip(),
+          left(private.request_header('user-agent'), 512))
+  returning id
+$$;
+
+/* A refused admin write that must leave a trace. raise would roll the audit row back with the
+   request, so instead: write the row, set the HTTP status through the response.status GUC and
+   return the error body; PostgREST commits (db-tx-end = commit) and answers with that status.
+   Call it before the request has changed anything else: everything done so far is committed. */
+create or replace function private.admin_refuse(status integer, code text, message text,
+                                                action text, entity_type text, entity_id text,
+                                                attempt jsonb, reason text default null)
+returns jsonb
+language plpgsql volatile set search_path = '' as $$
+begin
+  perform private.audit(admin_refuse.action, admin_refuse.entity_type, admin_refuse.entity_id,
+                        null, admin_refuse.attempt, admin_refuse.reason);
+  perform set_config('response.status', admin_refuse.status::text, true);
+  return jsonb_build_object('code', admin_refuse.code, 'message', admin_refuse.message,
+                            'details', null, 'hint', null);
+end
+$$;
+
+-- The caller lacks `permission` for `resource`: audited 403 (security.permission_denied).
+create or replace function private.admin_denied(permission text, resource text, target text)
+returns jsonb
+language sql volatile set search_path = '' as $$
+  select private.admin_refuse(403, 'permission_denied',
+                              format('This needs the permission %s.', admin_denied.permission),
+                              'security.permission_denied', 'permission', admin_denied.permission,
+                              jsonb_build_object('resource', admin_denied.resource,
+                                                 'target', admin_denied.target))
+$$;
+
+-- Read gate of the admin views: 403 without the permission (not audited: GET is read-only).
+create or replace function private.require_read(permission text) returns void
+language plpgsql stable set search_path = '' as $$
+begin
+  if not private.has_permission(require_read.permission) then
+    perform private.raise_error(403, 'permission_denied',
+                                format('This needs the permission %s.', require_read.permission));
+  end if;
+end
+$$;
+
+-- Row sources of the admin views (security definer: they bypass RLS after the check). The
+-- column list repeats admin_anime_select's; return query fails at once if the two drift.
+create or replace function private.admin_anime_rows()
+returns table (id uuid, shikimori_id integer, title text, title_ru text, title_en text,
+               title_original text, synonyms text[], kind text, status text, episodes_total integer,
+               episodes_aired integer, score numeric, rating text, year integer, season text,
+               aired_on date, released_on date, next_episode_at timestamptz, poster_url text,
+               description text, genres text[], state text, next_states text[], source text,
+               has_video boolean, errors text[], has_errors boolean, episodes_count integer,
+               locked_fields text[], locked_by uuid, locked_reason text, locked_at timestamptz,
+               is_deleted boolean, deleted_at timestamptz, deleted_by uuid, delete_reason text,
+               edited_fields text[], created_by uuid, updated_by uuid, created_at timestamptz,
+               updated_at timestamptz)
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  perform private.require_read('anime.edit');
+  return query select * from private.admin_anime_select(null);
+end
+$$;
+
+create or replace function private.admin_user_rows()
+returns table (id uuid, email text, display_name text, avatar_url text, is_active boolean,
+               roles text[], permissions text[], live_sessions integer, last_seen_at timestamptz,
+               created_at timestamptz, updated_at timestamptz)
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  perform private.require_read('admin.users.view');
+  return query
+    select u.id, u.email, u.display_name, u.avatar_url, u.is_active,
+           array(select ur.role from data.user_roles ur where ur.user_id = u.id order by ur.role),
+           array(select distinct rp.permission
+                   from data.user_roles ur join data.role_permissions rp on rp.role = ur.role
+                  where ur.user_id = u.id order by rp.permission),
+           (select count(*)::integer from data.sessions s
+             where s.user_id = u.id and s.revoked_at is null and s.expires_at > now()),
+           (select max(s.last_used_at) from data.sessions s where s.user_id = u.id),
+           u.created_at, u.updated_at
+      from data.users u;
+end
+$$;
+
+create or replace function private.audit_log_rows()
+returns table (id bigint, created_at timestamptz, actor_id uuid, actor_type text, action text,
+               entity_type text, entity_id text, before jsonb, after jsonb, reason text, ip inet,
+               user_agent text)
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  perform private.require_read('audit.view');
+  return query
+    select l.id, l.created_at, l.actor_id, l.actor_type, l.action, l.entity_type, l.entity_id,
+           l.before, l.after, l.reason, l.ip, l.user_agent
+      from data.audit_log l;
+end
+$$;
