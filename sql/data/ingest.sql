@@ -87,7 +87,7 @@ create table data.upstream_limits (
   per_second integer,
   per_minute integer,
   window_scale numeric not null default 1,
-  margin_ms  integer not null default 50,
+  margin_ms  integer not null default 250,
   constraint upstream_limits_positive check (per_second > 0 and per_minute > 0 and window_scale > 0 and margin_ms >= 0)
 );
 alter table data.upstream_limits enable row level security;

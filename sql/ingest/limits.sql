@@ -55,7 +55,7 @@ comment on function ingest.acquire_slot(text) is 'Grant one upstream request slo
 
 /* Operators and tests: set an upstream's limits (null = unlimited). */
 create or replace function ingest.set_limits(p_upstream text, p_per_second integer, p_per_minute integer,
-                                             p_window_scale numeric default 1, p_margin_ms integer default 50)
+                                             p_window_scale numeric default 1, p_margin_ms integer default 250)
 returns void
 language sql volatile security definer set search_path = '' as $$
   insert into data.upstream_limits (upstream, per_second, per_minute, window_scale, margin_ms)

@@ -1,0 +1,106 @@
+"""Ingest tasks. Names are the contract (§8): sync_catalog, sync_schedule, sync_episodes; each
+takes {} for a full run. Every sync carries lock = queueing_lock = "ingest:<task>" (the same
+strings as ingest.defer in SQL): with any number of workers one runs and at most one waits.
+Periodic ticks (cron from the environment) ask ``ingest.tick`` whether to defer a sync.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procrastinate import JobContext
+
+from ingest import settings, sync
+from ingest.app import app
+
+SYNC_QUEUE = "sync"
+PERIODIC_QUEUE = "periodic"
+QUEUES = (SYNC_QUEUE, PERIODIC_QUEUE)
+
+
+def lock(task: str) -> str:
+    return f"ingest:{task}"
+
+
+def job_args(tick: int | None, **extra: Any) -> dict[str, Any]:
+    args = {k: v for k, v in extra.items() if v is not None}
+    if tick is not None:
+        args["tick"] = tick
+    return args
+
+
+@app.task(
+    name="sync_catalog",
+    queue=SYNC_QUEUE,
+    lock=lock("sync_catalog"),
+    queueing_lock=lock("sync_catalog"),
+    pass_context=True,
+)
+async def sync_catalog(context: JobContext, tick: int | None = None) -> None:
+    """All Shikimori titles into staging, then publish."""
+    assert context.job.id is not None
+    await sync.run("sync_catalog", context.job.id, job_args(tick))
+
+
+@app.task(
+    name="sync_schedule",
+    queue=SYNC_QUEUE,
+    lock=lock("sync_schedule"),
+    queueing_lock=lock("sync_schedule"),
+    pass_context=True,
+)
+async def sync_schedule(context: JobContext, tick: int | None = None) -> None:
+    """The Shikimori calendar into staging, then publish."""
+    assert context.job.id is not None
+    await sync.run("sync_schedule", context.job.id, job_args(tick))
+
+
+@app.task(
+    name="sync_episodes",
+    queue=SYNC_QUEUE,
+    lock=lock("sync_episodes"),
+    queueing_lock=lock("sync_episodes"),
+    pass_context=True,
+)
+async def sync_episodes(
+    context: JobContext, tick: int | None = None, shikimori_ids: list[int] | None = None
+) -> None:
+    """Kodik players (all, or for `shikimori_ids`) into staging, then publish."""
+    assert context.job.id is not None
+    await sync.run("sync_episodes", context.job.id, job_args(tick, shikimori_ids=shikimori_ids))
+
+
+@app.task(
+    name="autoupdate",
+    queue=SYNC_QUEUE,
+    lock=lock("autoupdate"),
+    queueing_lock=lock("autoupdate"),
+    pass_context=True,
+)
+async def autoupdate(context: JobContext, tick: int | None = None) -> None:
+    """Refresh ongoing titles (catalog fields and Kodik players), then publish."""
+    assert context.job.id is not None
+    await sync.run("autoupdate", context.job.id, job_args(tick))
+
+
+@app.task(name="publish", queue=SYNC_QUEUE)
+async def publish() -> dict[str, Any]:
+    """Publish staged changes (when settings.auto_publish is off, or after a manual match)."""
+    return await sync.publish()
+
+
+@app.task(name="ingest_tick", queue=PERIODIC_QUEUE)
+async def ingest_tick(timestamp: int, task: str) -> str:
+    """A periodic tick for `task`: the database decides whether it defers a sync."""
+    return await sync.tick(task, timestamp)
+
+
+for _task, _cron in settings.CRON.items():
+    app.periodic(cron=_cron, periodic_id=_task, task_kwargs={"task": _task})(ingest_tick)
+
+
+@app.periodic(cron=settings.SWEEP_CRON, periodic_id="sweep")
+@app.task(name="sweep_stalled", queue=PERIODIC_QUEUE)
+async def sweep_stalled(timestamp: int) -> int:
+    """Fail jobs of dead workers and queue their syncs again (they resume from the cursor)."""
+    return await sync.sweep(settings.load().stalled_seconds)
