@@ -83,9 +83,11 @@ grant execute on function ingest.acquire_slot(text), ingest.begin_run(text, bigi
 
 -- admin (web_user with RBAC permissions) ----------------------------------------------------
 -- Every admin function checks its permission itself (docs/admin-api.md); web_user gets no grant
--- on data for them. The views read the gated row sources as web_user, so those are executable.
-grant execute on function private.admin_anime_rows(), private.admin_user_rows(),
-  private.audit_log_rows() to web_user;
+-- on data for them. The api views read the gated private views as web_user; functions called
+-- inside those run as web_user too (the gate and two pure helpers).
+grant select on private.admin_anime, private.admin_users, private.admin_audit_log to web_user;
+grant execute on function private.admin_gate(text), private.anime_next_states(text),
+  private.anime_errors(text, text, text, text, boolean) to web_user;
 grant select on api.admin_anime, api.admin_users, api.admin_audit_log to web_user;
 grant execute on function
   api.admin_update_anime(uuid, jsonb, text),

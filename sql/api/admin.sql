@@ -1,7 +1,7 @@
 /* Admin resources (contract §5 "Admin"; reference: docs/admin-api.md). Every one needs an RBAC
    permission (§6), checked in SQL on each request:
-   - views (GET): rows come from a security definer row source in private/admin.sql that
-     answers 403 permission_denied without the permission. GETs run READ ONLY in PostgREST, so a
+   - views (GET): rows come from a gated owner-rights view in private/admin.sql that answers
+     403 permission_denied without the permission. GETs run READ ONLY in PostgREST, so a
      denied read is not audited.
    - RPCs (POST): security definer, owned by kitsu_owner; the permission is checked first, and a
      refusal is written to data.audit_log and answered 403 through response.status, so the
@@ -18,7 +18,7 @@ select r.id, r.shikimori_id, r.title, r.title_ru, r.title_en, r.title_original, 
        r.locked_fields, r.locked_by, r.locked_reason, r.locked_at, r.is_deleted, r.deleted_at,
        r.deleted_by, r.delete_reason, r.edited_fields, r.created_by, r.updated_by, r.created_at,
        r.updated_at
-  from private.admin_anime_rows() r;
+  from private.admin_anime r;
 comment on view api.admin_anime is $$Admin catalog (permission anime.edit)
 Every title in every state, soft-deleted ones too, with has_video and validation errors.
 Filter, order and paginate as usual (e.g. ?state=eq.pending&has_errors=is.true&order=updated_at.desc;
@@ -361,7 +361,7 @@ It is public again if its state is published. Restoring a live title changes not
 create view api.admin_users with (security_invoker = true) as
 select r.id, r.email, r.display_name, r.avatar_url, r.is_active, r.roles, r.permissions,
        r.live_sessions, r.last_seen_at, r.created_at, r.updated_at
-  from private.admin_user_rows() r;
+  from private.admin_users r;
 comment on view api.admin_users is $$People (permission admin.users.view)
 One row per account with its roles and permissions. Without admin.users.view: 403 permission_denied.$$;
 comment on column api.admin_users.id is 'User id.';
@@ -477,7 +477,7 @@ super_admin keeps the role (409 last_super_admin). Returns {user_id, role, chang
 create view api.admin_audit_log with (security_invoker = true) as
 select r.id, r.created_at, r.actor_id, r.actor_type, r.action, r.entity_type, r.entity_id, r.before,
        r.after, r.reason, r.ip, r.user_agent
-  from private.audit_log_rows() r;
+  from private.admin_audit_log r;
 comment on view api.admin_audit_log is $$Audit log (permission audit.view)
 Admin changes, ingest publishes and refused attempts, newest first with ?order=id.desc. Filter e.g.
 ?entity_type=eq.anime&entity_id=eq.<id> or ?action=eq.security.permission_denied. Without audit.view: 403.$$;
