@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -352,9 +352,9 @@ def shape_result(result: dict[str, Any], params: dict[str, str]) -> dict[str, An
 
 async def kodik_params(request: Request) -> dict[str, str]:
     params = dict(request.query_params)
-    if request.method == "POST":
-        form = await request.form()
-        params.update({k: str(v) for k, v in form.items()})
+    if request.method == "POST":  # form-encoded, like Kodik's own clients send
+        body = (await request.body()).decode("utf-8", "replace")
+        params.update({k: v[-1] for k, v in parse_qs(body).items()})
     return params
 
 
