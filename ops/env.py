@@ -8,7 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from ops.db import ROOT, ROLE_PASSWORDS
+from ops.db import ROLE_PASSWORDS, ROOT
 
 DOTENV = Path(os.environ.get("KITSU_ENV_FILE", ROOT / ".env"))
 

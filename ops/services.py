@@ -65,7 +65,7 @@ class Service:
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> Service:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             list(self.argv), env={**os.environ, **self.env}, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -22,8 +22,10 @@ def catalog(api_db, postgrest):
         create_anime(conn, "Hidden Frieren draft", state="pending")
         conn.execute("insert into data.genres (id, name, name_ru) values (2, 'Adventure', 'Приключения')")
         conn.execute("insert into data.anime_genres values (%s, 2)", (frieren,))
-        conn.execute("insert into data.translations values (610, 'AniLibria', 'voice'), (1291, 'Crunchyroll', 'subtitles')")
-        episode = conn.execute("select id from data.episodes where anime_id = %s and number = 1", (frieren,)).fetchone()[0]
+        conn.execute("insert into data.translations values (610, 'AniLibria', 'voice'), "
+                     "(1291, 'Crunchyroll', 'subtitles')")
+        episode = conn.execute("select id from data.episodes where anime_id = %s and number = 1",
+                               (frieren,)).fetchone()[0]
         conn.execute("insert into data.episode_sources (episode_id, translation_id, quality, player_url) values "
                      "(%s, 610, 'BDRip 720p', 'https://kodik.info/seria/1/a/720p'), "
                      "(%s, 1291, 'WEB-DL 1080p', 'https://kodik.info/seria/1/b/720p')", (episode, episode))
