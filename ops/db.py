@@ -1,6 +1,6 @@
 """Database setup: roles, the database, migrations and the re-applied code layer.
 
-Usage: python -m ops.db {setup|migrate|reload-code|grant-role EMAIL ROLE}
+Usage: python -m ops.db {setup|migrate|reload-code|first-sync|grant-role EMAIL ROLE}
 
 Every entry point reads ``DATABASE_URL`` (an administrative connection to an existing server)
 and ``KITSU_DB`` (the database to create and use), as contract §9 describes.
@@ -180,6 +180,13 @@ def main(argv: list[str]) -> None:
             print(f"{migrate(dbname)} migration(s) applied, code re-applied")
         case ["reload-code"]:
             apply_code(dbname)
+        case ["first-sync"]:
+            # compose's migrate step: queue the first syncs when the catalog is empty
+            from ingest import process
+
+            if process.catalog_empty(dbname):
+                process.first_sync(dbname, wait=False)
+                print("catalog empty: first syncs queued")
         case ["grant-role", email, role]:
             grant_role(dbname, email, role)
         case _:

@@ -47,7 +47,7 @@ def main() -> int:
         worker_env: dict[str, str] = {}
         if offline:
             upstream = start(ingest.upstream_process(
-                port=int(os.environ.get("OFFLINE_UPSTREAM_PORT", "8765")), log_path=log_path("upstream")))
+                port=int(os.environ.get("INGEST_UPSTREAM_PORT", "8765")), log_path=log_path("upstream")))
             worker_env = ingest.upstream_env(upstream)
             urls["offline_upstream"] = upstream.url or ""
 

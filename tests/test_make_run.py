@@ -47,7 +47,7 @@ def run_env(template_db, tmp_path):
     env = {**os.environ, "KITSU_DB": dbname, "KITSU_ENV_FILE": str(tmp_path / ".env"),
            "KITSU_RUN_DIR": str(tmp_path), "PGRST_SERVER_PORT": str(services.free_port()),
            "PGRST_ADMIN_SERVER_PORT": str(services.free_port()), "AUTH_PORT": str(services.free_port()),
-           "OFFLINE_UPSTREAM_PORT": str(services.free_port()), "INGEST_WORKERS": "2"}
+           "INGEST_UPSTREAM_PORT": str(services.free_port()), "INGEST_WORKERS": "2"}
     for variable in ("SHIKIMORI_BASE_URL", "KODIK_BASE_URL", "KODIK_TOKEN"):
         env.pop(variable, None)
     yield env
