@@ -57,6 +57,13 @@ class Limiter:
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self.conn = conn
         self.waited = 0.0
+        self.granted = 0
+        self.recorded = 0
+
+    def take(self) -> int:
+        """Requests granted since the last call (for the run's counter)."""
+        n, self.recorded = self.granted - self.recorded, self.granted
+        return n
 
     async def acquire(self, upstream: str) -> None:
         while True:
@@ -64,6 +71,7 @@ class Limiter:
             row = await cur.fetchone()
             wait = float(row[0]) if row else 0.0
             if wait <= 0:
+                self.granted += 1
                 return
             self.waited += wait
             await asyncio.sleep(wait + 0.002)
@@ -99,7 +107,6 @@ class Upstream:
     ) -> None:
         self.config = config
         self.limiter = limiter
-        self.requests = 0
         self.client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
@@ -116,8 +123,7 @@ class Upstream:
 
     def take_requests(self) -> int:
         """Requests made since the last call (for the run's counter)."""
-        n, self.requests = self.requests, 0
-        return n
+        return self.limiter.take()
 
     def check(self, response: httpx.Response) -> None:
         """Hook: raise UpstreamError for answers that look fine but are not (Kodik's token)."""
@@ -130,7 +136,6 @@ class Upstream:
         last: UpstreamError | None = None
         for attempt in range(self.config.retries + 1):
             await self.limiter.acquire(self.name)
-            self.requests += 1
             delay = self.backoff(attempt)
             try:
                 response = await self.client.request(method, url, **kwargs)

@@ -268,6 +268,11 @@ async def finish(
         return await cur.fetchone()
 
 
+async def note_requests(conn: psycopg.AsyncConnection[Any], run: Run, limiter: clients.Limiter) -> None:
+    if n := limiter.take():
+        await conn.execute("select ingest.note_requests(%s, %s, %s)", (run.id, run.job_id, n))
+
+
 async def run(task: str, job_id: int, args: dict[str, Any]) -> dict[str, Any] | None:
     """Run (or resume) one sync; returns the finished run's summary. Upstream failures are
     recorded in the run and re-raised so the Procrastinate job is marked failed too."""
@@ -298,6 +303,7 @@ async def run(task: str, job_id: int, args: dict[str, Any]) -> dict[str, Any] | 
             await asyncio.shield(finish(conn, current, "cancelled", "aborted", "job aborted"))
             raise
         except clients.UpstreamError as exc:
+            await note_requests(conn, current, limiter)
             await finish(conn, current, "failed", exc.code, str(exc))
             raise
         except Exception as exc:

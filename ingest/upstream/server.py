@@ -485,6 +485,8 @@ async def config(request: Request) -> Response:
     if "limits" in body:
         state.limits = Limits(**{**state.limits.__dict__, **body["limits"]})
         state.granted.clear()
+    if body.get("clear_faults"):
+        state.faults.clear()
     if body.get("reset_log"):
         state.log.clear()
         state.granted.clear()
