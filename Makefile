@@ -40,6 +40,9 @@ lint: venv ## ruff
 bench: setup ## PostgREST benchmark with wrk (seeds 20,000 anime, 1,000 users)
 	$(PY) -m ops.bench.api
 
+bench-auth: venv ## auth_service benchmark with wrk: logins/s, p50/p95 vs the hashing limit, flood memory
+	$(PY) -m ops.bench.auth $(BENCH_ARGS)
+
 grant-role: venv ## grant an RBAC role: make grant-role EMAIL=a@b.c ROLE=super_admin
 	$(PY) -m ops.db grant-role "$(EMAIL)" "$(ROLE)"
 

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from auth_service import errors, metrics, queries, tokens, web
 from auth_service.errors import ApiError
 from auth_service.passwords import HashPool, Overloaded, Passwords
-from auth_service.settings import Settings
+from auth_service.settings import Network, Settings
 
 log = logging.getLogger("auth_service")
 
@@ -97,6 +97,7 @@ class Service:
     passwords: Passwords
     hashes: HashPool
     db: Database
+    trusted_proxies: list[Network]
 
 
 def _service(request: Request) -> Service:
@@ -107,7 +108,7 @@ def _ip(request: Request, service: Service) -> web.IPAddress | None:
     return web.client_ip(
         request.client.host if request.client else None,
         request.headers.getlist("x-forwarded-for"),
-        service.settings.trusted_networks(),
+        service.trusted_proxies,
     )
 
 
@@ -191,9 +192,7 @@ async def login(body: Credentials, request: Request) -> dict[str, Any]:
         metrics.LOGINS.labels("rate_limited").inc()
         raise errors.rate_limited(retry_after)
     try:
-        verdict = await service.hashes.run(
-            "verify", service.passwords.verify, stored_hash, body.password
-        )
+        verdict = await service.hashes.run("verify", service.passwords.verify, stored_hash, body.password)
     except Overloaded:
         # not a failed attempt: the password was never checked
         await service.db.row(queries.REFUND_LOGIN, (ip, body.email, False))
@@ -252,9 +251,7 @@ async def refresh(body: RefreshRequest, request: Request) -> dict[str, Any]:
 
 
 @router.post("/auth/logout", status_code=204)
-async def logout(
-    request: Request, body: Annotated[LogoutRequest | None, Body()] = None
-) -> Response:
+async def logout(request: Request, body: Annotated[LogoutRequest | None, Body()] = None) -> Response:
     service = _service(request)
     body = body or LogoutRequest()
     caller = _caller(request, service)
@@ -314,17 +311,13 @@ async def change_password(body: PasswordChange, request: Request) -> Response:
         queries.CHANGE_PASSWORD, (caller.user_id, caller.session_id, stored_hash, new_hash, ip)
     ) or (False,)
     if not changed:
-        raise ApiError(
-            "invalid_credentials", message="The password changed meanwhile; sign in again."
-        )
+        raise ApiError("invalid_credentials", message="The password changed meanwhile; sign in again.")
     return Response(status_code=204)
 
 
 @router.get("/.well-known/jwks.json")
 async def jwks(request: Request) -> JSONResponse:
-    return JSONResponse(
-        _service(request).signer.jwks, headers={"Cache-Control": "public, max-age=300"}
-    )
+    return JSONResponse(_service(request).signer.jwks, headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.get("/health")
@@ -332,9 +325,7 @@ async def health(request: Request) -> JSONResponse:
     try:
         await asyncio.wait_for(_service(request).db.row(queries.PING), 2.0)
     except (ApiError, TimeoutError):
-        return JSONResponse(
-            errors.body("database_unavailable", "The database is unavailable."), status_code=503
-        )
+        return JSONResponse(errors.body("database_unavailable", "The database is unavailable."), status_code=503)
     return JSONResponse({"status": "ok"})
 
 
@@ -391,7 +382,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue=settings.hash_queue,
             timeout=settings.hash_queue_timeout,
         )
-        service = Service(settings, signer, passwords, hashes, Database(pool))
+        service = Service(settings, signer, passwords, hashes, Database(pool), settings.trusted_networks())
         app.state.service = service
         purger = asyncio.create_task(_purge_forever(service))
         try:
@@ -403,9 +394,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
             hashes.close()
 
-    app = FastAPI(
-        title="Kitsu auth_service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None
-    )
+    app = FastAPI(title="Kitsu auth_service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(router)
     errors.install(app)
     if origins := settings.cors_origin_list():
