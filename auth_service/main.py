@@ -135,6 +135,13 @@ def _pair(
     }
 
 
+def _refuse_when_overloaded(service: Service) -> None:
+    """Cheap early refusal (no database call) while this process's hashing queue is full."""
+    if service.hashes.full():
+        metrics.HASH_REFUSED.inc()
+        raise ApiError("overloaded", headers={"Retry-After": "1"})
+
+
 async def _hash(service: Service, operation: str, fn: Any, *args: Any) -> Any:
     try:
         return await service.hashes.run(operation, fn, *args)
@@ -148,6 +155,7 @@ router = APIRouter()
 @router.post("/auth/register", status_code=201)
 async def register(body: Registration, request: Request) -> dict[str, Any]:
     service, settings = _service(request), _service(request).settings
+    _refuse_when_overloaded(service)
     ip = _ip(request, service)
     (retry_after,) = await service.db.row(
         queries.REGISTER_ATTEMPT, (ip, settings.register_ip_limit, settings.register_ip_window)
@@ -173,6 +181,7 @@ async def register(body: Registration, request: Request) -> dict[str, Any]:
 @router.post("/auth/login")
 async def login(body: Credentials, request: Request) -> dict[str, Any]:
     service, settings = _service(request), _service(request).settings
+    _refuse_when_overloaded(service)
     ip = _ip(request, service)
     row = await service.db.row(
         queries.LOGIN_ATTEMPT,
@@ -272,6 +281,7 @@ async def logout(request: Request, body: Annotated[LogoutRequest | None, Body()]
 @router.post("/auth/password", status_code=204)
 async def change_password(body: PasswordChange, request: Request) -> Response:
     service, settings = _service(request), _service(request).settings
+    _refuse_when_overloaded(service)
     caller = _caller(request, service)
     if caller is None:
         raise ApiError("invalid_token")

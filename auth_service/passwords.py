@@ -110,8 +110,12 @@ class HashPool:
         self._timeout = timeout
         self._pending = 0
 
+    def full(self) -> bool:
+        """No room for another job: refuse before doing any other work for the request."""
+        return self._pending >= self._capacity
+
     async def run(self, operation: str, fn: Callable[..., T], *args: object) -> T:
-        if self._pending >= self._capacity:
+        if self.full():
             metrics.HASH_REFUSED.inc()
             raise Overloaded
         self._pending += 1
