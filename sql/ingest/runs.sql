@@ -84,7 +84,7 @@ begin
   update data.sync_runs
      set status = p_status, error_code = p_error_code, error = p_error, published = v_published,
          pages_total = case when p_status = 'succeeded' then coalesce(pages_total, pages_done) else pages_total end,
-         finished_at = now(), progressed_at = now()
+         finished_at = pg_catalog.clock_timestamp(), progressed_at = pg_catalog.clock_timestamp()
    where id = p_run_id
   returning * into r;
   return r;
