@@ -73,6 +73,7 @@ def auth_process(
     full_env = {
         "AUTH_DATABASE_URL": role_url(dbname, "auth_service"),
         "PROMETHEUS_MULTIPROC_DIR": fresh_metrics_dir(env.pop("PROMETHEUS_MULTIPROC_DIR", None)),
+        "AUTH_WORKERS": str(workers),  # the default hashing concurrency shares the cores out
         **env,
     }
     return Service(

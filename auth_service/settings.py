@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     argon2_allow_weak: bool = False  # tests only: permits parameters below OWASP's minimum
 
     # hashing runs in a bounded thread pool per process; beyond the queue: 503
-    hash_concurrency: int = max(1, os.cpu_count() or 1)
+    # default: the cores shared out over the AUTH_WORKERS processes (one hash per core in total)
+    hash_concurrency: int = 0
+    workers: int = 1
     hash_queue: int = 256
     hash_queue_timeout: float = 10.0
 
@@ -90,6 +92,8 @@ class Settings(BaseSettings):
                 f"argon2 parameters m={self.argon2_memory_cost} t={self.argon2_time_cost} "
                 "are below OWASP's minimum (e.g. m=19456 KiB, t=2, p=1)"
             )
+        if self.hash_concurrency == 0:
+            self.hash_concurrency = max(1, -(-(os.cpu_count() or 1) // max(1, self.workers)))
         if self.argon2_parallelism < 1 or self.hash_concurrency < 1 or self.hash_queue < 0:
             raise ValueError("argon2 parallelism and hash concurrency must be >= 1")
         for name in ("login_ip_email", "login_email", "refresh_ip", "register_ip"):
