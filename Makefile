@@ -51,3 +51,6 @@ up: ## docker compose up (where docker exists)
 
 down: ## docker compose down
 	docker compose down
+
+bench-ingest: setup ## ingest benchmark: 20,000 titles/s with the limit off, limited run vs its floor
+	$(PY) -m ops.bench.ingest

@@ -20,9 +20,7 @@ def start_upstream() -> Iterator[Callable[..., services.Service]]:
 
     def start(**options: Any) -> services.Service:
         port = services.free_port()
-        service = process.upstream_process(
-            port=port, log_path=LOG_DIR / f"upstream-{port}.log", **options
-        )
+        service = process.upstream_process(port=port, log_path=LOG_DIR / f"upstream-{port}.log", **options)
         started.append(service.start())
         return service.wait_ready()
 

@@ -101,9 +101,6 @@ def row_versions(dbname: str) -> dict[str, list[Any]]:
         "data.schedule",
     ]
     return {
-        t: [
-            tuple(r.values())
-            for r in query(dbname, f"select xmin::text, ctid::text from {t} order by ctid")
-        ]
+        t: [tuple(r.values()) for r in query(dbname, f"select xmin::text, ctid::text from {t} order by ctid")]
         for t in tables
     }

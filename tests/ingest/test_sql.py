@@ -29,8 +29,9 @@ def begin(conn, task="sync_catalog", job=1):
 
 
 def stage(conn, run, items, job=1, page=2):
-    return conn.execute("select ingest.stage_anime(%s, %s, %s, %s, %s, 1)",
-                        (run, job, Jsonb({"page": page}), Jsonb(items), BASE)).fetchone()[0]
+    return conn.execute(
+        "select ingest.stage_anime(%s, %s, %s, %s, %s, 1)", (run, job, Jsonb({"page": page}), Jsonb(items), BASE)
+    ).fetchone()[0]
 
 
 def publish(conn, run=None):
@@ -48,16 +49,32 @@ def anime(conn, shikimori_id):
 
 def test_field_mapping(conn):
     run = begin(conn)
-    item = node(id="21", name="One Piece", russian="Ван-Пис", english=["One Piece EN"], japanese=[None],
-                synonyms=["OP", " "], kind="tv_13", episodes=0, episodesAired=1100, score=0.0,
-                season="fall_1999", rating="pg_13", nextEpisodeAt="2026-02-01T10:00:00.000+03:00",
-                airedOn={"year": 1999, "month": 10, "day": 20, "date": "1999-10-20"},
-                releasedOn={"year": 1998, "month": 1, "day": 1, "date": "1998-01-01"})
+    item = node(
+        id="21",
+        name="One Piece",
+        russian="Ван-Пис",
+        english=["One Piece EN"],
+        japanese=[None],
+        synonyms=["OP", " "],
+        kind="tv_13",
+        episodes=0,
+        episodesAired=1100,
+        score=0.0,
+        season="fall_1999",
+        rating="pg_13",
+        nextEpisodeAt="2026-02-01T10:00:00.000+03:00",
+        airedOn={"year": 1999, "month": 10, "day": 20, "date": "1999-10-20"},
+        releasedOn={"year": 1998, "month": 1, "day": 1, "date": "1998-01-01"},
+    )
     assert stage(conn, run, [item]) == {"fetched": 1, "inserted": 1, "updated": 0, "skipped": 0}
     assert publish(conn, run)["anime_inserted"] == 1
     row = anime(conn, 21)
-    assert (row["title"], row["title_ru"], row["title_en"], row["title_original"]) == \
-        ("One Piece", "Ван-Пис", "One Piece EN", None)
+    assert (row["title"], row["title_ru"], row["title_en"], row["title_original"]) == (
+        "One Piece",
+        "Ван-Пис",
+        "One Piece EN",
+        None,
+    )
     assert row["synonyms"] == ["OP"]
     assert row["kind"] == "tv"
     assert row["episodes_total"] is None  # upstream 0 = unknown
@@ -87,11 +104,14 @@ def test_edited_and_locked_fields_survive(conn):
     publish(conn, run)
     a, b, c = (int(t["id"]) for t in TITLES[:3])
     conn.execute("update data.anime set title = 'Edited', edited_fields = '{title}' where shikimori_id = %s", (a,))
-    conn.execute("update data.anime set description = 'Locked', locked_fields = '{description,genres}'"
-                 " where shikimori_id = %s", (b,))
+    conn.execute(
+        "update data.anime set description = 'Locked', locked_fields = '{description,genres}' where shikimori_id = %s",
+        (b,),
+    )
     conn.execute("update data.anime set score = 1, locked_fields = '{*}' where shikimori_id = %s", (c,))
-    changed = [node(**{**t, "name": "New name", "description": "New text", "score": 9.99, "genres": []})
-               for t in TITLES[:3]]
+    changed = [
+        node(**{**t, "name": "New name", "description": "New text", "score": 9.99, "genres": []}) for t in TITLES[:3]
+    ]
     stage(conn, run, changed, page=3)
     publish(conn, run)
     ra, rb, rc = anime(conn, a), anime(conn, b), anime(conn, c)
@@ -103,13 +123,13 @@ def test_edited_and_locked_fields_survive(conn):
 
 
 def test_new_titles_wait_for_review_when_settings_say(conn):
-    conn.execute("select ingest.update_settings('{\"new_title_state\": \"pending\"}')")
+    conn.execute('select ingest.update_settings(\'{"new_title_state": "pending"}\')')
     run = begin(conn)
     stage(conn, run, TITLES[:2])
     publish(conn, run)
     assert {r[0] for r in conn.execute("select state from data.anime")} == {"pending"}
     with pytest.raises(psycopg.errors.CheckViolation):
-        conn.execute("select ingest.update_settings('{\"new_title_state\": \"draft-ish\"}')")
+        conn.execute('select ingest.update_settings(\'{"new_title_state": "draft-ish"}\')')
 
 
 def test_unknown_setting_is_refused(conn):
@@ -119,9 +139,14 @@ def test_unknown_setting_is_refused(conn):
 
 
 def test_blacklist_filters_at_staging(conn):
-    conn.execute("select ingest.update_settings(%s)",
-                 (Jsonb({"blacklist_titles": [TITLES[0]["name"][:5].upper()],
-                         "blacklist_shikimori_ids": [int(TITLES[1]["id"])]}),))
+    conn.execute(
+        "select ingest.update_settings(%s)",
+        (
+            Jsonb(
+                {"blacklist_titles": [TITLES[0]["name"][:5].upper()], "blacklist_shikimori_ids": [int(TITLES[1]["id"])]}
+            ),
+        ),
+    )
     run = begin(conn)
     result = stage(conn, run, TITLES[:4])
     assert result["skipped"] >= 2
@@ -130,7 +155,9 @@ def test_blacklist_filters_at_staging(conn):
 
 
 def test_manual_match_is_kept_and_unmatch_stops_publishing(conn):
-    manual = conn.execute("insert into data.anime (title, state) values ('Hand made', 'published') returning id").fetchone()[0]
+    manual = conn.execute(
+        "insert into data.anime (title, state) values ('Hand made', 'published') returning id"
+    ).fetchone()[0]
     run = begin(conn)
     stage(conn, run, TITLES[:2])
     first = int(TITLES[0]["id"])
@@ -141,8 +168,9 @@ def test_manual_match_is_kept_and_unmatch_stops_publishing(conn):
     conn.execute("select ingest.unmatch(%s)", (int(TITLES[1]["id"]),))
     stage(conn, run, [node(**{**TITLES[0], "score": 1.5})], page=3)
     publish(conn, run)
-    assert conn.execute("select matched_by from data.staging_anime where shikimori_id = %s",
-                        (first,)).fetchone() == ("manual",)
+    assert conn.execute("select matched_by from data.staging_anime where shikimori_id = %s", (first,)).fetchone() == (
+        "manual",
+    )
 
 
 def test_episodes_grouped_per_translation_with_https_links(conn):
@@ -150,8 +178,9 @@ def test_episodes_grouped_per_translation_with_https_links(conn):
     stage(conn, run, TITLES)
     kodik = [r for t in TITLES for r in fixtures.kodik_results(t)]
     ep_run = begin(conn, "sync_episodes", job=2)
-    out = conn.execute("select ingest.stage_episodes(%s, 2, '{\"done\": true}', %s, 1, 1)",
-                       (ep_run, Jsonb(kodik))).fetchone()[0]
+    out = conn.execute(
+        "select ingest.stage_episodes(%s, 2, '{\"done\": true}', %s, 1, 1)", (ep_run, Jsonb(kodik))
+    ).fetchone()[0]
     assert out["inserted"] == len(kodik)
     assert publish(conn, run)["episode_sources_written"] == 0  # held back: its run is not finished
     conn.execute("select ingest.finish_run(%s, 2, 'succeeded')", (ep_run,))
@@ -163,7 +192,8 @@ def test_episodes_grouped_per_translation_with_https_links(conn):
     linked = conn.execute(
         "select e.number, s.player_url from data.episode_sources s join data.episodes e on e.id = s.episode_id"
         " join data.anime a on a.id = e.anime_id where a.shikimori_id = %s and s.translation_id = %s",
-        (int(movie["shikimori_id"]), movie["translation"]["id"])).fetchall()
+        (int(movie["shikimori_id"]), movie["translation"]["id"]),
+    ).fetchall()
     assert linked == [(1, "https:" + movie["link"])]
 
 
@@ -214,17 +244,24 @@ def test_planted_violations_fail(conn):
             conn.execute("insert into data.sync_runs (task, status) values ('sync_catalog', 'succeeded')")
     with pytest.raises(psycopg.errors.CheckViolation):
         with conn.transaction():
-            conn.execute("insert into data.staging_anime (shikimori_id, payload, content_hash, matched_by)"
-                         " values (5, '{}', 'x', 'manual')")
+            conn.execute(
+                "insert into data.staging_anime (shikimori_id, payload, content_hash, matched_by)"
+                " values (5, '{}', 'x', 'manual')"
+            )
     with pytest.raises(psycopg.errors.CheckViolation):
         with conn.transaction():
-            conn.execute("insert into data.staging_episodes (shikimori_id, translation_id, translation_title,"
-                         " translation_type, episodes, content_hash) values (1, 1, 't', 'dub', '{}', 'x')")
+            conn.execute(
+                "insert into data.staging_episodes (shikimori_id, translation_id, translation_title,"
+                " translation_type, episodes, content_hash) values (1, 1, 't', 'dub', '{}', 'x')"
+            )
 
 
 def jobs(conn, task):
-    return conn.execute("select status::text, lock, queueing_lock, args from procrastinate.procrastinate_jobs"
-                        " where task_name = %s order by id", (task,)).fetchall()
+    return conn.execute(
+        "select status::text, lock, queueing_lock, args from procrastinate.procrastinate_jobs"
+        " where task_name = %s order by id",
+        (task,),
+    ).fetchall()
 
 
 def test_tick_decisions(conn):
@@ -232,7 +269,7 @@ def test_tick_decisions(conn):
     assert jobs(conn, "sync_catalog") == [("todo", "ingest:sync_catalog", "ingest:sync_catalog", {"tick": 100})]
     assert conn.execute("select ingest.tick('sync_catalog', 101)").fetchone()[0] == "busy"
     assert conn.execute("select ingest.trigger_sync('sync_catalog')").fetchone()[0] is None
-    conn.execute("select ingest.update_settings('{\"mode\": \"manual\"}')")
+    conn.execute('select ingest.update_settings(\'{"mode": "manual"}\')')
     assert conn.execute("select ingest.tick('sync_schedule', 102)").fetchone()[0] == "manual_mode"
     conn.execute("select ingest.emergency_stop('test')")
     assert jobs(conn, "sync_catalog")[0][0] == "cancelled"
@@ -247,11 +284,14 @@ def test_tick_decisions(conn):
 
 
 def test_sweeper_fails_dead_job_and_queues_a_resume(conn):
-    worker = conn.execute("insert into procrastinate.procrastinate_workers (last_heartbeat)"
-                          " values (now() - interval '1 hour') returning id").fetchone()[0]
+    worker = conn.execute(
+        "insert into procrastinate.procrastinate_workers (last_heartbeat)"
+        " values (now() - interval '1 hour') returning id"
+    ).fetchone()[0]
     job = conn.execute("select ingest.defer('sync_catalog', '{\"tick\": 5}')").fetchone()[0]
-    conn.execute("update procrastinate.procrastinate_jobs set status = 'doing', worker_id = %s where id = %s",
-                 (worker, job))
+    conn.execute(
+        "update procrastinate.procrastinate_jobs set status = 'doing', worker_id = %s where id = %s", (worker, job)
+    )
     run = begin(conn, job=job)
     stage(conn, run, TITLES[:50], job=job, page=2)
     # an operator queued another sync meanwhile: it holds the queueing lock
@@ -264,8 +304,9 @@ def test_sweeper_fails_dead_job_and_queues_a_resume(conn):
     status = conn.execute("select status, error_code, cursor from data.sync_runs where id = %s", (run,)).fetchone()
     assert status == ("interrupted", "worker_lost", {"page": 2})
     # the queued job resumes the run from its cursor
-    resumed = conn.execute("select id, cursor, attempts from ingest.begin_run('sync_catalog', %s, '{}', null, 1)",
-                           (queued,)).fetchone()
+    resumed = conn.execute(
+        "select id, cursor, attempts from ingest.begin_run('sync_catalog', %s, '{}', null, 1)", (queued,)
+    ).fetchone()
     assert resumed == (run, {"page": 2}, 2)
 
 

@@ -76,8 +76,9 @@ def test_v1_list_n_plus_one_and_limit_clamp(upstream):
 
 def test_graphql_pages_of_fifty(upstream):
     query = "query($page: PositiveInt, $limit: PositiveInt) { animes(page: $page, limit: $limit, order: id) { id } }"
-    body = httpx.post(f"{upstream.url}/api/graphql", headers=UA,
-                      json={"query": query, "variables": {"page": 2, "limit": 80}}).json()
+    body = httpx.post(
+        f"{upstream.url}/api/graphql", headers=UA, json={"query": query, "variables": {"page": 2, "limit": 80}}
+    ).json()
     page = body["data"]["animes"]
     assert len(page) == 50
     assert [int(a["id"]) for a in page] == sorted(int(a["id"]) for a in page)
@@ -92,8 +93,7 @@ def test_kodik_bad_token(upstream):
 
 
 def test_kodik_keyset_cursor_walks_everything_once(upstream):
-    params = {"token": settings.OFFLINE_KODIK_TOKEN, "limit": 1000, "order": "asc",
-              "with_episodes": "true"}
+    params = {"token": settings.OFFLINE_KODIK_TOKEN, "limit": 1000, "order": "asc", "with_episodes": "true"}
     url, seen, pages = f"{upstream.url}/kodik/list", [], 0
     first = httpx.get(url, params=params).json()
     assert len(first["results"]) == 100  # limit clamped to 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 
@@ -43,8 +44,9 @@ def test_first_sync_fills_the_catalog(synced, upstream):
     assert len({r["shikimori_id"] for r in rows}) == 300
     assert all(r["state"] == "published" for r in rows)
     assert sum(r["sources"] for r in rows) > 0
-    counts = query(synced, "select (select count(*) from data.schedule) as schedule,"
-                           " (select count(*) from api.anime) as public")[0]
+    counts = query(
+        synced, "select (select count(*) from data.schedule) as schedule, (select count(*) from api.anime) as public"
+    )[0]
     assert counts["schedule"] > 0 and counts["public"] == 300
     runs = query(synced, "select task, pages_done, pages_total, items_fetched from data.sync_runs order by id")
     catalog_run = next(r for r in runs if r["task"] == "sync_catalog")
@@ -65,31 +67,37 @@ def test_second_sync_without_upstream_change_writes_no_catalog_rows(synced):
 
 def test_edited_and_locked_fields_survive_a_resync(synced, upstream):
     a, b, c = (r["shikimori_id"] for r in catalog(synced)[:3])
-    execute(synced, "update data.anime set title = 'Editor title', edited_fields = '{title}'"
-                    " where shikimori_id = %s", (a,))
-    execute(synced, "update data.anime set description = 'Locked text', locked_fields = '{description}'"
-                    " where shikimori_id = %s", (b,))
+    execute(
+        synced, "update data.anime set title = 'Editor title', edited_fields = '{title}' where shikimori_id = %s", (a,)
+    )
+    execute(
+        synced,
+        "update data.anime set description = 'Locked text', locked_fields = '{description}' where shikimori_id = %s",
+        (b,),
+    )
     execute(synced, "update data.anime set title = 'Frozen', locked_fields = '{*}' where shikimori_id = %s", (c,))
-    control(upstream, "animes", [{"id": str(i), "name": f"Upstream {i}", "description": "Upstream text",
-                                  "score": 9.5} for i in (a, b, c)])
+    control(
+        upstream,
+        "animes",
+        [{"id": str(i), "name": f"Upstream {i}", "description": "Upstream text", "score": 9.5} for i in (a, b, c)],
+    )
     run = sync(synced, "sync_catalog")["sync_catalog"]
     assert run["status"] == "succeeded" and run["items_updated"] == 3
     rows = {r["shikimori_id"]: r for r in catalog(synced)}
-    assert (rows[a]["title"], rows[a]["description"], float(rows[a]["score"])) == \
-        ("Editor title", "Upstream text", 9.5)
+    assert (rows[a]["title"], rows[a]["description"], float(rows[a]["score"])) == ("Editor title", "Upstream text", 9.5)
     assert (rows[b]["title"], rows[b]["description"]) == (f"Upstream {b}", "Locked text")
     assert rows[c]["title"] == "Frozen" and rows[c]["description"] != "Upstream text"
 
 
 def test_new_titles_can_wait_for_review(synced, upstream):
-    execute(synced, "select ingest.update_settings('{\"new_title_state\": \"pending\"}')")
+    execute(synced, 'select ingest.update_settings(\'{"new_title_state": "pending"}\')')
     try:
         control(upstream, "animes", [{**process_title(990001), "name": "Brand new"}])
         assert sync(synced, "sync_catalog")["sync_catalog"]["status"] == "succeeded"
         row = query(synced, "select state from data.anime where shikimori_id = 990001")
         assert row == [{"state": "pending"}]
     finally:
-        execute(synced, "select ingest.update_settings('{\"new_title_state\": \"published\"}')")
+        execute(synced, 'select ingest.update_settings(\'{"new_title_state": "published"}\')')
 
 
 def process_title(anime_id):
@@ -101,12 +109,16 @@ def process_title(anime_id):
 
 
 def test_upstream_429_500_and_timeouts_are_retried(synced, upstream):
-    control(upstream, "faults", [
-        {"target": "shikimori", "status": 429, "count": 1, "retry_after": 0.5},
-        {"target": "shikimori", "status": 500, "count": 1},
-        {"target": "shikimori", "status": 200, "count": 1, "delay": 3.0},  # > INGEST_HTTP_TIMEOUT=2
-        {"target": "kodik", "status": 502, "count": 2},
-    ])
+    control(
+        upstream,
+        "faults",
+        [
+            {"target": "shikimori", "status": 429, "count": 1, "retry_after": 0.5},
+            {"target": "shikimori", "status": 500, "count": 1},
+            {"target": "shikimori", "status": 200, "count": 1, "delay": 3.0},  # > INGEST_HTTP_TIMEOUT=2
+            {"target": "kodik", "status": 502, "count": 2},
+        ],
+    )
     runs = sync(synced, "sync_catalog", "sync_episodes")
     assert runs["sync_catalog"]["status"] == "succeeded"
     assert runs["sync_catalog"]["requests"] >= runs["sync_catalog"]["pages_done"] + 3
@@ -118,20 +130,27 @@ def test_persistent_failure_is_reported_and_nothing_half_written_is_published(sy
     first = catalog(synced)[10]["shikimori_id"]  # not one an earlier test edited
     control(upstream, "animes", [{"id": str(first), "name": "Half written"}])
     # page 1 succeeds (and is staged), then page 2 fails on every attempt
-    control(upstream, "faults", [{"target": "shikimori", "status": 200, "count": 1},
-                                 {"target": "shikimori", "status": 503, "count": 50}])
+    control(
+        upstream,
+        "faults",
+        [{"target": "shikimori", "status": 200, "count": 1}, {"target": "shikimori", "status": 503, "count": 50}],
+    )
     run = sync(synced, "sync_catalog")["sync_catalog"]
     control(upstream, "config", {"clear_faults": True})
     assert run["status"] == "failed"
     assert run["error_code"] == "shikimori_unavailable"
     assert "HTTP 503" in run["error"] and "gave up after 4 attempts" in run["error"]
     assert run["pages_done"] == 1
-    assert query(synced, "select title from data.anime where shikimori_id = %s", (first,)) != [{"title": "Half written"}]
+    assert query(synced, "select title from data.anime where shikimori_id = %s", (first,)) != [
+        {"title": "Half written"}
+    ]
     staged = query(synced, "select payload ->> 'title' as t from data.staging_anime where shikimori_id = %s", (first,))
     assert staged == [{"t": "Half written"}]
     # the next successful sync publishes it
     assert sync(synced, "sync_catalog")["sync_catalog"]["status"] == "succeeded"
-    assert query(synced, "select title from data.anime where shikimori_id = %s", (first,)) == [{"title": "Half written"}]
+    assert query(synced, "select title from data.anime where shikimori_id = %s", (first,)) == [
+        {"title": "Half written"}
+    ]
 
 
 def test_bad_kodik_token_is_reported(fresh_db, upstream, start_worker):
@@ -151,8 +170,10 @@ def test_sigkill_mid_sync_resumes_on_another_worker(make_db, start_upstream, sta
 
     first = start_worker(victim_db, upstream, name="w1")
     assert process.trigger(victim_db, "sync_catalog")
-    running = wait_for(lambda: query(victim_db, "select * from data.sync_runs where status = 'running'"
-                                                " and pages_done >= 4"), timeout=120)[0]
+    running = wait_for(
+        lambda: query(victim_db, "select * from data.sync_runs where status = 'running' and pages_done >= 4"),
+        timeout=120,
+    )[0]
     assert running["worker_pid"] == first.process.pid
     second = start_worker(victim_db, upstream, name="w2")
     first.signal(signal.SIGKILL)
@@ -162,8 +183,10 @@ def test_sigkill_mid_sync_resumes_on_another_worker(make_db, start_upstream, sta
     assert run["attempts"] == 2
     assert run["worker_pid"] == second.process.pid
     assert run["items_fetched"] == 1000 and run["pages_done"] == 21  # every page counted once
-    jobs = query(victim_db, "select status::text from procrastinate.procrastinate_jobs"
-                            " where task_name = 'sync_catalog' order by id")
+    jobs = query(
+        victim_db,
+        "select status::text from procrastinate.procrastinate_jobs where task_name = 'sync_catalog' order by id",
+    )
     assert [j["status"] for j in jobs] == ["failed", "succeeded"]
     assert catalog(victim_db) == catalog(reference)
 
@@ -173,8 +196,11 @@ def test_three_workers_over_periodic_ticks(make_db, start_upstream, start_worker
     duplicates; the upstream log never exceeds 5/s and 90/min (the real limits)."""
     upstream = start_upstream()
     dbname = make_db()
-    execute(dbname, "select ingest.update_settings('{\"catalog_interval_minutes\": 0,"
-                    " \"schedule_interval_minutes\": 0, \"episodes_interval_minutes\": 0}')")
+    execute(
+        dbname,
+        'select ingest.update_settings(\'{"catalog_interval_minutes": 0,'
+        ' "schedule_interval_minutes": 0, "episodes_interval_minutes": 0}\')',
+    )
     every3 = "* * * * * */3"
     env = {"INGEST_CATALOG_CRON": every3, "INGEST_SCHEDULE_CRON": every3, "INGEST_EPISODES_CRON": every3}
     since = last_run_id(dbname)
@@ -189,14 +215,18 @@ def test_three_workers_over_periodic_ticks(make_db, start_upstream, start_worker
         ticks = [r["tick"] for r in mine]
         assert None not in ticks and len(ticks) == len(set(ticks))  # once per tick at most
         assert all(r["status"] == "succeeded" for r in mine)
-        for earlier, later in zip(mine, mine[1:], strict=False):  # never twice at once
+        for earlier, later in itertools.pairwise(mine):  # never twice at once
             assert earlier["finished_at"] <= later["started_at"]
-    ticks = query(dbname, "select args ->> 'task' as task, args ->> 'timestamp' as ts, count(*) as n"
-                          " from procrastinate.procrastinate_jobs where task_name = 'ingest_tick'"
-                          " group by 1, 2 having count(*) > 1")
+    ticks = query(
+        dbname,
+        "select args ->> 'task' as task, args ->> 'timestamp' as ts, count(*) as n"
+        " from procrastinate.procrastinate_jobs where task_name = 'ingest_tick'"
+        " group by 1, 2 having count(*) > 1",
+    )
     assert ticks == []
-    assert query(dbname, "select count(*) as n, count(distinct shikimori_id) as d from data.anime") == \
-        [{"n": 300, "d": 300}]
+    assert query(dbname, "select count(*) as n, count(distinct shikimori_id) as d from data.anime") == [
+        {"n": 300, "d": 300}
+    ]
     summary = stats(upstream)
     assert summary["max_per_second_window"] <= 5
     assert summary["max_per_minute_window"] <= 90
