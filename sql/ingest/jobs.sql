@@ -6,8 +6,6 @@ create or replace function ingest.sync_tasks() returns text[]
 language sql immutable parallel safe set search_path = '' as $$
   select array['sync_catalog', 'sync_schedule', 'sync_episodes', 'autoupdate']
 $$;
-revoke all on function ingest.sync_tasks() from public;
-grant execute on function ingest.sync_tasks() to ingest_worker;
 
 /* Queue a sync job; null when one is already waiting (its queueing lock is taken). */
 create or replace function ingest.defer(p_task text, p_args jsonb default '{}') returns bigint
@@ -29,7 +27,6 @@ begin
   return v_ids[1];
 end
 $$;
-revoke all on function ingest.defer(text, jsonb) from public;
 
 /* Operators (and the admin API): start a sync now. Works in manual mode; refused during an
    emergency stop. Returns the job id, or null when one is already queued. */
@@ -42,8 +39,6 @@ begin
   return ingest.defer(p_task, p_args);
 end
 $$;
-revoke all on function ingest.trigger_sync(text, jsonb) from public;
-grant execute on function ingest.trigger_sync(text, jsonb) to ingest_worker;
 comment on function ingest.trigger_sync(text, jsonb) is 'Queue a sync (sync_catalog, sync_schedule, sync_episodes, autoupdate); null if one already waits.';
 
 /* A periodic tick: does p_task have work now? The settings decide (mode, stop, intervals,
@@ -79,8 +74,6 @@ begin
   return case when ingest.defer(p_task, jsonb_build_object('tick', p_tick)) is null then 'busy' else 'deferred' end;
 end
 $$;
-revoke all on function ingest.tick(text, bigint) from public;
-grant execute on function ingest.tick(text, bigint) to ingest_worker;
 
 /* The stalled-job sweeper. A job is stalled when it is 'doing' and its worker's heartbeat is
    older than p_seconds (or the worker row is gone). Retrying it in place would collide with a
@@ -118,8 +111,6 @@ begin
   return v_count;
 end
 $$;
-revoke all on function ingest.sweep_stalled(double precision) from public;
-grant execute on function ingest.sweep_stalled(double precision) to ingest_worker;
 
 /* Emergency stop: no sync starts, queued sync jobs are cancelled, running ones are asked to
    abort (they also stop at their next page), interrupted runs are closed. */
@@ -146,14 +137,12 @@ begin
   return v_count;
 end
 $$;
-revoke all on function ingest.emergency_stop(text) from public;
 comment on function ingest.emergency_stop(text) is 'Stop all ingest now (mode manual, jobs cancelled); ingest.resume() undoes it.';
 
 create or replace function ingest.resume(p_mode text default 'auto') returns void
 language sql volatile security definer set search_path = '' as $$
   update data.ingest_settings set stopped_at = null, stopped_reason = null, mode = p_mode, updated_at = now();
 $$;
-revoke all on function ingest.resume(text) from public;
 
 /* Change settings: a JSON object of column -> value (unknown keys are an error). */
 create or replace function ingest.update_settings(p_patch jsonb) returns data.ingest_settings
@@ -184,7 +173,6 @@ begin
   return r;
 end
 $$;
-revoke all on function ingest.update_settings(jsonb) from public;
 comment on function ingest.update_settings(jsonb) is 'Update ingest settings from a JSON object of column -> value.';
 
 /* Titles the autoupdate refreshes: ongoing, or announced with a known next episode. */
@@ -195,5 +183,3 @@ language sql stable security definer set search_path = '' as $$
    where a.shikimori_id is not null and a.deleted_at is null
      and (a.status = 'ongoing' or (a.status = 'anons' and a.next_episode_at is not null))
 $$;
-revoke all on function ingest.ongoing_shikimori_ids() from public;
-grant execute on function ingest.ongoing_shikimori_ids() to ingest_worker;

@@ -49,8 +49,6 @@ begin
   return 0;
 end
 $$;
-revoke all on function ingest.acquire_slot(text) from public;
-grant execute on function ingest.acquire_slot(text) to ingest_worker;
 comment on function ingest.acquire_slot(text) is 'Grant one upstream request slot (0) or say how many seconds to wait; shared by all workers.';
 
 /* Operators and tests: set an upstream's limits (null = unlimited). */
@@ -64,4 +62,3 @@ language sql volatile security definer set search_path = '' as $$
      set per_second = excluded.per_second, per_minute = excluded.per_minute,
          window_scale = excluded.window_scale, margin_ms = excluded.margin_ms;
 $$;
-revoke all on function ingest.set_limits(text, integer, integer, numeric, integer) from public;

@@ -8,7 +8,6 @@ create or replace function ingest.keeps(p_edited text[], p_locked text[], p_fiel
 language sql immutable parallel safe set search_path = '' as $$
   select p_field = any (p_edited) or p_field = any (p_locked) or '*' = any (p_locked)
 $$;
-revoke all on function ingest.keeps(text[], text[], text) from public;
 
 /* Publish every staged change (or only the titles in p_only). p_run_id: the run calling it
    (its own rows count as finished). Returns what changed, by table. */
@@ -225,8 +224,6 @@ begin
   return v_result;
 end
 $$;
-revoke all on function ingest.publish(bigint, integer[]) from public;
-grant execute on function ingest.publish(bigint, integer[]) to ingest_worker;
 comment on function ingest.publish(bigint, integer[]) is 'Publish staged changes into the catalog (all, or only the given shikimori ids); returns counts.';
 
 /* Editors: link a staged title to a catalog row (kept across re-syncs), or unlink it. */
@@ -242,7 +239,6 @@ begin
   end if;
 end
 $$;
-revoke all on function ingest.match(integer, uuid) from public;
 
 create or replace function ingest.unmatch(p_shikimori_id integer) returns void
 language plpgsql volatile security definer set search_path = '' as $$
@@ -254,4 +250,3 @@ begin
   end if;
 end
 $$;
-revoke all on function ingest.unmatch(integer) from public;

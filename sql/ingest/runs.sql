@@ -30,8 +30,6 @@ begin
   return r;
 end
 $$;
-revoke all on function ingest.begin_run(text, bigint, jsonb, bigint, integer) from public;
-grant execute on function ingest.begin_run(text, bigint, jsonb, bigint, integer) to ingest_worker;
 
 /* Lock the run row for a progress write; fail unless p_job_id still owns it and the emergency
    stop is off. Called at the start of every staging transaction. */
@@ -51,7 +49,6 @@ begin
   return r;
 end
 $$;
-revoke all on function ingest.claim_run(bigint, bigint) from public;
 
 /* Count requests (including retries) without staging anything, e.g. after a failed page. */
 create or replace function ingest.note_requests(p_run_id bigint, p_job_id bigint, p_requests integer)
@@ -60,8 +57,6 @@ language sql volatile security definer set search_path = '' as $$
   update data.sync_runs set requests = requests + p_requests, progressed_at = now()
    where id = p_run_id and job_id = p_job_id;
 $$;
-revoke all on function ingest.note_requests(bigint, bigint, integer) from public;
-grant execute on function ingest.note_requests(bigint, bigint, integer) to ingest_worker;
 
 /* End a run. 'succeeded' publishes staging into the catalog in the same transaction when the
    settings say auto_publish (p_publish = false skips it). */
@@ -90,5 +85,3 @@ begin
   return r;
 end
 $$;
-revoke all on function ingest.finish_run(bigint, bigint, text, text, text, boolean) from public;
-grant execute on function ingest.finish_run(bigint, bigint, text, text, text, boolean) to ingest_worker;

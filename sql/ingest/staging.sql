@@ -14,7 +14,6 @@ language sql immutable parallel safe set search_path = '' as $$
     else null
   end
 $$;
-revoke all on function ingest.absolute_url(text, text) from public;
 
 /* One Shikimori GraphQL `animes` node -> the normalised payload staged and published. Values
    the catalog would reject become null (unknown), never an error. */
@@ -72,7 +71,6 @@ language sql stable parallel safe set search_path = '' as $$
                          where g ->> 'id' is not null and nullif(g ->> 'name', '') is not null), '[]'))
   from v
 $$;
-revoke all on function ingest.shikimori_payload(jsonb, text) from public;
 
 /* Stage one page of Shikimori titles for run p_run_id and advance its cursor to p_cursor. */
 create or replace function ingest.stage_anime(p_run_id bigint, p_job_id bigint, p_cursor jsonb,
@@ -131,8 +129,6 @@ begin
                             'skipped', v_skipped);
 end
 $$;
-revoke all on function ingest.stage_anime(bigint, bigint, jsonb, jsonb, text, integer) from public;
-grant execute on function ingest.stage_anime(bigint, bigint, jsonb, jsonb, text, integer) to ingest_worker;
 
 /* Kodik results -> one staged row per (shikimori_id, translation): episode number -> https
    player URL. Serials take their episodes from `seasons` (lowest season first, specials "0"
@@ -218,8 +214,6 @@ begin
                             'skipped', v_fetched - v_rows);
 end
 $$;
-revoke all on function ingest.stage_episodes(bigint, bigint, jsonb, jsonb, integer, integer) from public;
-grant execute on function ingest.stage_episodes(bigint, bigint, jsonb, jsonb, integer, integer) to ingest_worker;
 
 /* The Shikimori calendar (one request): the next episode of each listed title. */
 create or replace function ingest.stage_schedule(p_run_id bigint, p_job_id bigint, p_items jsonb,
@@ -265,5 +259,3 @@ begin
   return jsonb_build_object('fetched', v_fetched, 'inserted', v_inserted, 'updated', v_updated);
 end
 $$;
-revoke all on function ingest.stage_schedule(bigint, bigint, jsonb, integer) from public;
-grant execute on function ingest.stage_schedule(bigint, bigint, jsonb, integer) to ingest_worker;

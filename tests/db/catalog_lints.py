@@ -60,6 +60,11 @@ LINTS: dict[str, str] = {
              'private.pre_request', 'private.jwt_claims', 'private.uid', 'private.sid',
              'private.security_headers', 'private.response_headers', 'private.raise_error', 'private.anime_search_text',
              'api.search_anime')""",
+    "function anyone (PUBLIC) may execute": f"""
+        select n.nspname || '.' || p.proname
+          from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname in {OUR_SCHEMAS}
+           and (p.proacl is null or exists (select 1 from aclexplode(p.proacl) a where a.grantee = 0))""",
     "web role granted anything on a queue or auth table": """
         select t.table_schema || '.' || t.table_name || ' to ' || t.grantee
           from information_schema.role_table_grants t

@@ -31,6 +31,9 @@ PLANTED = {
     "function anon may execute that is not on the allow-list": (
         "create function api.planted_fn() returns int language sql as 'select 1';"
         "grant execute on function api.planted_fn() to anon", "api.planted_fn"),
+    "function anyone (PUBLIC) may execute": (
+        "create function ingest.planted_public() returns int language sql as 'select 1';"
+        "grant execute on function ingest.planted_public() to public", "ingest.planted_public"),
     "web role granted anything on a queue or auth table": (
         "create table auth.planted_secret (id int); grant select on auth.planted_secret to anon",
         "auth.planted_secret to anon"),
