@@ -303,3 +303,21 @@ def test_refresh_updates_last_used_and_ip_but_keeps_the_session(api: Api, auth_d
         ).fetchone()
     assert row == ("203.0.113.2", True, None)
     assert stored == (2, 1)
+
+
+def test_the_database_allows_one_current_refresh_token_per_session(api: Api, auth_db: str):
+    """The invariant the rotation relies on, planted directly: a second current token fails."""
+    import psycopg
+    import pytest
+
+    pair = api.register()
+    sid = claims(pair["access_token"])["sid"]
+    with owner_connect(auth_db) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(
+            "insert into data.refresh_tokens (session_id, token_hash) values (%s, %s)", (sid, b"\x01" * 32)
+        )
+    with owner_connect(auth_db) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(
+            "insert into data.refresh_tokens (session_id, token_hash, rotated_at) values (%s, %s, now())",
+            (sid, b"\x02" * 31),
+        )
