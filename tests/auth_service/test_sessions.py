@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import pytest
+
 from tests.auth_service.conftest import Api, claims, new_email, new_ip
 from tests.conftest import owner_connect
 
@@ -307,9 +310,6 @@ def test_refresh_updates_last_used_and_ip_but_keeps_the_session(api: Api, auth_d
 
 def test_the_database_allows_one_current_refresh_token_per_session(api: Api, auth_db: str):
     """The invariant the rotation relies on, planted directly: a second current token fails."""
-    import psycopg
-    import pytest
-
     pair = api.register()
     sid = claims(pair["access_token"])["sid"]
     with owner_connect(auth_db) as conn, pytest.raises(psycopg.errors.UniqueViolation):
