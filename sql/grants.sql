@@ -99,3 +99,22 @@ grant execute on function
   api.admin_grant_role(uuid, text, text),
   api.admin_revoke_role(uuid, text, text)
   to web_user;
+
+-- admin: ingest ----------------------------------------------------------------------------
+-- Same pattern (docs/admin-api.md, "Ingest"): the api views read the gated private views, which
+-- read data.* and the procrastinate queue with the owner's rights; web_user gets no grant on
+-- either. The RPCs are security definer and check their permission first.
+grant select on private.admin_ingest_settings, private.admin_sync_runs, private.admin_sync_jobs,
+  private.admin_staging_anime to web_user;
+grant select on api.admin_ingest_settings, api.admin_sync_runs, api.admin_sync_jobs,
+  api.admin_staging_anime to web_user;
+grant execute on function
+  api.admin_update_ingest_settings(jsonb, text),
+  api.admin_set_ingest_mode(text, text),
+  api.admin_emergency_stop(text),
+  api.admin_resume_ingest(text, text),
+  api.admin_trigger_sync(text, jsonb, text),
+  api.admin_match(integer, uuid, text),
+  api.admin_unmatch(integer, text),
+  api.admin_publish(integer[], text)
+  to web_user;
