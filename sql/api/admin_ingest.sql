@@ -335,7 +335,7 @@ select r.shikimori_id, r.title, r.title_ru, r.title_en, r.title_original, r.kind
   from private.admin_staging_anime r;
 comment on view api.admin_staging_anime is $$Staging area: titles as last fetched from Shikimori (permission admin.parser.settings)
 Each staged title, its match to a catalog title and whether its current version is published. Filter e.g.
-?publish_state=eq.pending, ?anime_id=is.null, ?title=ilike.*naruto*; select=-payload... to skip the payload.
+?publish_state=eq.pending, ?anime_id=is.null, ?title=ilike.*naruto*; name columns in ?select= to leave out the payload.
 Act with rpc/admin_match, rpc/admin_unmatch and rpc/admin_publish. Without admin.parser.settings: 403.$$;
 comment on column api.admin_staging_anime.shikimori_id is 'Shikimori id (key of the staging area).';
 comment on column api.admin_staging_anime.title is 'Staged title (romaji).';

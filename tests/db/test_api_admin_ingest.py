@@ -166,6 +166,15 @@ def test_each_permission_opens_exactly_its_resources(world, who):
     assert sorted(r["after"]["resource"] for r in rows) == sorted(refused_rpcs)
 
 
+def test_openapi_documents_the_ingest_resources(world):
+    with client(world, "admin") as admin:  # OpenAPI lists what the caller's role may use
+        spec = admin.get("/").json()
+    for path in ("/admin_ingest_settings", "/admin_sync_runs", "/admin_sync_jobs",
+                 "/admin_staging_anime", "/rpc/admin_trigger_sync", "/rpc/admin_publish"):
+        assert path in spec["paths"], path
+    assert "admin.parser.logs" in spec["paths"]["/admin_sync_runs"]["get"]["summary"]
+
+
 def test_anonymous_callers_get_401(world):
     with client(world) as anon:
         for method, path, body in CALLS.values():
@@ -242,6 +251,7 @@ def test_changing_filters_also_needs_parser_configure(clean):
         ({"allowed_translation_types": ["dub"]}, 400, "23514"),
         ({"auto_publish": "maybe"}, 400, "22P02"),
         ({"new_title_state": "draft"}, 400, "23514"),
+        ({"blacklist_titles": None}, 400, "23502"),
     ],
 )
 def test_bad_settings_are_refused(world, patch, status, code):
