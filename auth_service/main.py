@@ -32,6 +32,7 @@ from auth_service.settings import Network, Settings
 
 log = logging.getLogger("auth_service")
 
+HASHING_PATHS = frozenset({"/auth/register", "/auth/login", "/auth/password"})
 EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # the same rule as data.users
 
 
@@ -415,5 +416,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["authorization", "content-type"],
             max_age=600,
         )
-    app.add_middleware(web.SecurityMiddleware, expose_worker=settings.expose_worker)
+
+    def shed(scope: Any) -> bool:
+        # refusing a flood must cost less than serving it: no routing, no body parsing
+        service = getattr(app.state, "service", None)
+        return (
+            service is not None
+            and scope["method"] == "POST"
+            and scope["path"] in HASHING_PATHS
+            and service.hashes.full()
+        )
+
+    app.add_middleware(web.SecurityMiddleware, expose_worker=settings.expose_worker, shed=shed)
     return app

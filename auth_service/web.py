@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,9 +36,7 @@ def _parse(value: str) -> IPAddress | None:
         return None
 
 
-def client_ip(
-    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]
-) -> IPAddress | None:
+def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> IPAddress | None:
     """The client's address. ``X-Forwarded-For`` counts only when the peer is a trusted proxy;
     then the list is read from the right, skipping trusted proxies, and the first other address
     is the client (entries further left were written by the client and prove nothing)."""
@@ -56,12 +54,31 @@ def client_ip(
     return address
 
 
+async def _send_json(send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
 class SecurityMiddleware:
     """Security headers and ``Cache-Control: no-store`` (tokens!) on every response, request
     latency per route, and the error boundary of last resort."""
 
-    def __init__(self, app: ASGIApp, *, expose_worker: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, expose_worker: bool = False, shed: Callable[[Scope], bool] | None = None
+    ) -> None:
         self.app = app
+        self.shed = shed  # answers 503 at once (no routing, no body parsing) when it returns True
         self.extra = [(b"x-auth-worker", str(os.getpid()).encode())] if expose_worker else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,22 +106,20 @@ class SecurityMiddleware:
             await send(message)
 
         try:
+            if self.shed is not None and self.shed(scope):
+                metrics.HASH_REFUSED.inc()
+                await _send_json(
+                    send_with_headers,
+                    503,
+                    errors.body("overloaded", errors.CATALOGUE["overloaded"][1]),
+                    [(b"retry-after", b"1")],
+                )
+                return
             await self.app(scope, receive, send_with_headers)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not response_started:
-                payload = json.dumps(errors.body("internal_error", "Internal error.")).encode()
-                await send_with_headers(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode()),
-                        ],
-                    }
-                )
-                await send_with_headers({"type": "http.response.body", "body": payload})
+                await _send_json(send_with_headers, 500, errors.body("internal_error", "Internal error."))
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
