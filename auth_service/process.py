@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from auth_service import keys
+from auth_service.settings import Settings
 from ops.db import role_url
 from ops.services import Service
 
@@ -76,6 +77,7 @@ def auth_process(
         "AUTH_WORKERS": str(workers),  # the default hashing concurrency shares the cores out
         **env,
     }
+    check_settings(full_env)
     return Service(
         "auth_service",
         uvicorn_argv(host=host, port=port, workers=workers),
@@ -84,6 +86,14 @@ def auth_process(
         url=f"http://{host}:{port}",
         log_path=log_path,
     )
+
+
+def check_settings(env: Mapping[str, str]) -> Settings:
+    """Validate the configuration the workers will read, here and now: a bad setting would
+    otherwise only show as uvicorn restarting crashed workers until a readiness timeout."""
+    merged = {**os.environ, **env}
+    fields = {name[len("AUTH_") :].lower(): value for name, value in merged.items() if name.startswith("AUTH_")}
+    return Settings(**{name: value for name, value in fields.items() if name in Settings.model_fields})
 
 
 def public_jwks_json(env: Mapping[str, str]) -> str:
@@ -95,9 +105,8 @@ def public_jwks_json(env: Mapping[str, str]) -> str:
 
 def main() -> None:
     """Container entry point: exec uvicorn with the settings of the environment."""
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = fresh_metrics_dir(
-        os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    )
+    check_settings({})
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = fresh_metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     argv = uvicorn_argv(
         host=os.environ.get("AUTH_HOST", "0.0.0.0"),
         port=int(os.environ.get("AUTH_PORT", "8000")),

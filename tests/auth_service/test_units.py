@@ -133,8 +133,15 @@ def test_health_is_503_while_the_database_is_away(auth_env: dict[str, str]):
         service.stop()
 
 
-def test_process_wipes_stale_metrics(tmp_path: Path):
+def test_process_wipes_stale_metrics(tmp_path: Path, auth_env: dict[str, str]):
     (tmp_path / "counter_123.db").write_bytes(b"stale")
     (tmp_path / "keep.txt").write_text("not ours")
-    auth_process("x", port=1, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    auth_process("x", port=1, env={**auth_env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_a_bad_configuration_fails_before_the_process_starts(auth_env: dict[str, str]):
+    with pytest.raises(ValidationError, match="OWASP"):
+        auth_process("x", port=1, env={**auth_env, "AUTH_ARGON2_ALLOW_WEAK": "false"})
+    with pytest.raises(ValidationError, match="no signing key"):
+        auth_process("x", port=1, env={**auth_env, "AUTH_JWT_KEYS": ""})
