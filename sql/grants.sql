@@ -27,7 +27,7 @@ grant execute on function api.search_anime(text, text, text, integer, text, text
 
 -- web_user: the caller's own rows (RLS) ----------------------------------------------------
 grant execute on function private.has_permission(text), private.revoke_own_session() to web_user;
-grant select (id, email, display_name, avatar_url, created_at) on data.users to web_user;
+grant select (id, email, display_name, avatar_url, is_active, created_at) on data.users to web_user;
 grant update (display_name, avatar_url) on data.users to web_user;
 grant select on data.roles, data.permissions, data.role_permissions, data.user_roles to web_user;
 grant select on api.me to web_user;

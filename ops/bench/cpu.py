@@ -21,7 +21,7 @@ def cpu_seconds(names: tuple[str, ...]) -> dict[str, float]:
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
         for wanted in names:
-            if name.startswith(wanted):
+            if name == wanted:
                 totals[wanted] += (int(fields[11]) + int(fields[12])) / TICKS
     return totals
 

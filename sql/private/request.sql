@@ -88,10 +88,11 @@ begin
     if private.uid() is null or private.sid() is null then
       perform private.raise_error(401, 'invalid_token', 'The token names no user or session.');
     end if;
-    -- RLS limits this to the caller's own sessions
-    if not exists (select 1 from data.sessions s
+    -- RLS limits this to the caller's own session and account; a deactivated account's
+    -- tokens stop working at once, like a revoked session's
+    if not exists (select 1 from data.sessions s join data.users u on u.id = s.user_id
                     where s.id = private.sid() and s.user_id = private.uid()
-                      and s.revoked_at is null and s.expires_at > now()) then
+                      and s.revoked_at is null and s.expires_at > now() and u.is_active) then
       perform private.raise_error(401, 'session_expired', 'This session has ended; sign in again.');
     end if;
   end if;

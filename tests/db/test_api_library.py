@@ -270,3 +270,13 @@ def test_tokens_with_a_foreign_role_or_no_session_are_refused(world, mint):
     for token in (mint(alice, None), mint(None, None), mint(alice, None, role="authenticator")):
         response = httpx.get(f"{world['url']}/anime", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code in (401, 403), response.text
+
+
+def test_a_deactivated_account_is_refused_on_the_next_request(world, mint):
+    with owner_connect(world["db"]) as conn:
+        user_id, sid = create_user(conn)
+    headers = {"Authorization": f"Bearer {mint(user_id, sid)}"}
+    assert httpx.get(f"{world['url']}/favorites", headers=headers).status_code == 200
+    with owner_connect(world["db"]) as conn:
+        conn.execute("update data.users set is_active = false where id = %s", (user_id,))
+    assert httpx.get(f"{world['url']}/favorites", headers=headers).status_code == 401
