@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 def postgrest_env(dbname: str, *, jwks_json: str, port: int, admin_port: int,
-                  audience: str = "kitsu", pool: int = 10,
+                  audience: str = "kitsu", pool: int = 20,
                   cors_origins: str | None = None) -> dict[str, str]:
     """PostgREST configuration (all by environment, contract §1)."""
     env = {

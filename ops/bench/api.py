@@ -134,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", default="50,500")
-    parser.add_argument("--pool", type=int, default=10, help="PostgREST db-pool")
+    parser.add_argument("--pool", type=int, default=20, help="PostgREST db-pool")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
     args = parser.parse_args()
