@@ -17,7 +17,6 @@ begin
   return v_session_id;
 end
 $$;
-revoke all on function auth.open_session(uuid, inet, text, bytea, interval) from public;
 
 /* Create an account and its first session. Returns no row when the email is taken (the caller
    answers 409 email_taken; the registration rate limit was taken before hashing). */
@@ -38,7 +37,6 @@ begin
   return next;
 end
 $$;
-revoke all on function auth.register(text, text, inet, text, bytea, interval) from public;
 
 /* Step 1 of a sign-in: take a slot in the failed-login limits of (ip, email) and of email, and
    when allowed return the account's hash to verify. The slot is taken before the password is
@@ -64,7 +62,6 @@ begin
   return next;
 end
 $$;
-revoke all on function auth.login_attempt(inet, text, integer, interval, integer, interval) from public;
 
 /* Step 2 of a successful sign-in: open the session, give the failed-login slot back, and store
    p_new_hash when the verified hash needed an upgrade (outdated argon2 parameters or a legacy
@@ -93,7 +90,6 @@ begin
   return next;
 end
 $$;
-revoke all on function auth.login(uuid, text, text, inet, text, bytea, interval) from public;
 
 -- Is this session of this user live (not revoked, not expired, active account)?
 create or replace function auth.session_is_live(p_user_id uuid, p_session_id uuid) returns boolean
@@ -103,7 +99,6 @@ language sql stable security definer set search_path = '' as $$
      where s.id = p_session_id and s.user_id = p_user_id and u.is_active
        and s.revoked_at is null and s.expires_at > now())
 $$;
-revoke all on function auth.session_is_live(uuid, uuid) from public;
 
 /* Step 1 of a password change (Bearer of a live session): the current password is checked
    like a sign-in, so it takes a failed-login slot of the account's email. Returns no row
@@ -128,7 +123,6 @@ begin
   return next;
 end
 $$;
-revoke all on function auth.password_attempt(uuid, uuid, inet, integer, interval, integer, interval) from public;
 
 /* Step 2 of a password change: store the new hash (compare-and-swap on the verified one) and
    revoke every other session of the account; the caller's session stays. False when the
@@ -155,4 +149,3 @@ begin
   return true;
 end
 $$;
-revoke all on function auth.change_password(uuid, uuid, text, text, inet) from public;

@@ -6,7 +6,6 @@ create or replace function auth.login_subject(p_ip inet, p_email text) returns t
 language sql immutable set search_path = '' as $$
   select coalesce(pg_catalog.host(p_ip), '-') || ' ' || lower(btrim(p_email))
 $$;
-revoke all on function auth.login_subject(inet, text) from public;
 
 /* Take one slot in each (bucket, subject) of an attempt, or in none of them.
    Returns null when the attempt is allowed (and now recorded in every key), else the number of
@@ -61,7 +60,6 @@ begin
   return case when v_wait is null then null else greatest(v_wait, 1) end;
 end
 $$;
-revoke all on function auth.take_slots(text[], text[], integer[], interval[]) from public;
 
 /* Give back the slots of a login attempt that turned out not to be a failure (success, or
    refused by auth_service for overload before the password was checked). A success clears the
@@ -84,7 +82,6 @@ begin
    where bucket = 'login_email' and subject = v_email and cardinality(hits) > 0;
 end
 $$;
-revoke all on function auth.refund_login(inet, text, boolean) from public;
 
 -- One attempt at POST /auth/register from this address; null when allowed, else Retry-After.
 create or replace function auth.register_attempt(p_ip inet, p_limit integer, p_window interval)
@@ -93,7 +90,6 @@ language sql volatile security definer set search_path = '' as $$
   select auth.take_slots(array['register_ip'], array[coalesce(pg_catalog.host(p_ip), '-')],
                          array[p_limit], array[p_window])
 $$;
-revoke all on function auth.register_attempt(inet, integer, interval) from public;
 
 /* Remove what no longer counts: empty rate-limit rows, refresh tokens of ended sessions, and
    sessions that ended more than p_retention ago. Safe to call from every process at once (only
@@ -121,4 +117,3 @@ begin
   return next;
 end
 $$;
-revoke all on function auth.purge(interval) from public;

@@ -68,7 +68,6 @@ begin
   return next;
 end
 $$;
-revoke all on function auth.refresh(bytea, bytea, inet, interval, integer, interval) from public;
 
 /* Sign out. The session is the one of the access token (p_user_id, p_session_id) or, without
    one, the session of the refresh token. Scopes: 'local' revokes that session, 'others' every
@@ -112,4 +111,3 @@ begin
   return v_count;
 end
 $$;
-revoke all on function auth.logout(uuid, uuid, bytea, text) from public;
