@@ -92,3 +92,6 @@ CRON = {
     "autoupdate": _str("INGEST_AUTOUPDATE_CRON", "*/5 * * * *"),
 }
 SWEEP_CRON = _str("INGEST_SWEEP_CRON", "* * * * * */15")
+# finished queue rows older than this are deleted (data.sync_runs keeps the history)
+PURGE_CRON = _str("INGEST_PURGE_CRON", "17 3 * * *")
+JOB_RETENTION_HOURS = _int("INGEST_JOB_RETENTION_HOURS", 168)

@@ -104,3 +104,14 @@ for _task, _cron in settings.CRON.items():
 async def sweep_stalled(timestamp: int) -> int:
     """Fail jobs of dead workers and queue their syncs again (they resume from the cursor)."""
     return await sync.sweep(settings.load().stalled_seconds)
+
+
+@app.periodic(cron=settings.PURGE_CRON, periodic_id="purge_jobs")
+@app.task(name="purge_finished_jobs", queue=PERIODIC_QUEUE, pass_context=True)
+async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
+    """Delete queue rows of jobs that finished (in any final state) more than
+    INGEST_JOB_RETENTION_HOURS ago; Procrastinate keeps them forever otherwise. The outcome of
+    every sync stays in data.sync_runs."""
+    await context.app.job_manager.delete_old_jobs(
+        nb_hours=settings.JOB_RETENTION_HOURS, include_failed=True, include_cancelled=True, include_aborted=True
+    )

@@ -230,3 +230,25 @@ def test_three_workers_over_periodic_ticks(make_db, start_upstream, start_worker
     summary = stats(upstream)
     assert summary["max_per_second_window"] <= 5
     assert summary["max_per_minute_window"] <= 90
+
+
+def test_finished_queue_rows_are_purged_after_the_retention(fresh_db, upstream, start_worker):
+    finished = ("insert into procrastinate.procrastinate_jobs (queue_name, task_name, args, status) "
+                "values ('sync', 'sync_schedule', '{}', %s) returning id")
+    ids = [query(fresh_db, finished, (status,))[0]["id"] for status in ("succeeded", "failed", "succeeded")]
+    old_ok, old_failed, recent = ids
+    execute(fresh_db, "insert into procrastinate.procrastinate_events (job_id, type) "
+                      "select id, 'succeeded' from unnest(%s::bigint[]) id", (ids,))
+    execute(fresh_db, "update procrastinate.procrastinate_events set at = now() - interval '8 days' "
+                      "where job_id = any(%s)", ([old_ok, old_failed],))
+
+    def remaining() -> set[int]:
+        rows = query(fresh_db, "select id from procrastinate.procrastinate_jobs where id = any(%s)", (ids,))
+        return {row["id"] for row in rows}
+
+    start_worker(fresh_db, upstream, name="purger",
+                 env={"INGEST_PURGE_CRON": "* * * * * */1", "INGEST_JOB_RETENTION_HOURS": "24"})
+    deadline = time.monotonic() + 30
+    while remaining() != {recent} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert remaining() == {recent}
