@@ -394,8 +394,7 @@ begin
   if not exists (select 1 from data.users u where u.id = admin_grant_role.user_id) then
     perform private.raise_error(404, 'user_not_found', 'No user has this id.');
   end if;
-  before_roles := array(select ur.role from data.user_roles ur
-                         where ur.user_id = admin_grant_role.user_id order by ur.role);
+  before_roles := private.user_role_names(admin_grant_role.user_id);
   begin
     insert into data.user_roles as ur (user_id, role, granted_by)
     values (admin_grant_role.user_id, admin_grant_role.role, private.uid())
@@ -416,15 +415,12 @@ begin
   if granted then
     audit_id := private.audit('user_role.grant', 'user', admin_grant_role.user_id::text,
                               jsonb_build_object('roles', before_roles),
-                              jsonb_build_object('roles', array(select ur.role from data.user_roles ur
-                                                                 where ur.user_id = admin_grant_role.user_id
-                                                                 order by ur.role)),
+                              jsonb_build_object('roles', private.user_role_names(admin_grant_role.user_id)),
                               admin_grant_role.reason);
   end if;
   return jsonb_build_object(
     'user_id', admin_grant_role.user_id, 'role', admin_grant_role.role, 'changed', granted,
-    'roles', to_jsonb(array(select ur.role from data.user_roles ur
-                             where ur.user_id = admin_grant_role.user_id order by ur.role)),
+    'roles', to_jsonb(private.user_role_names(admin_grant_role.user_id)),
     'audit_log_id', audit_id);
 end
 $$;
@@ -443,8 +439,7 @@ begin
   if not private.has_permission('admin.roles.manage') then
     return private.admin_denied('admin.roles.manage', 'rpc/admin_revoke_role', admin_revoke_role.user_id::text);
   end if;
-  before_roles := array(select ur.role from data.user_roles ur
-                         where ur.user_id = admin_revoke_role.user_id order by ur.role);
+  before_roles := private.user_role_names(admin_revoke_role.user_id);
   delete from data.user_roles ur
    where ur.user_id = admin_revoke_role.user_id and ur.role = admin_revoke_role.role;
   revoked := found;
@@ -456,15 +451,12 @@ begin
   if revoked then
     audit_id := private.audit('user_role.revoke', 'user', admin_revoke_role.user_id::text,
                               jsonb_build_object('roles', before_roles),
-                              jsonb_build_object('roles', array(select ur.role from data.user_roles ur
-                                                                 where ur.user_id = admin_revoke_role.user_id
-                                                                 order by ur.role)),
+                              jsonb_build_object('roles', private.user_role_names(admin_revoke_role.user_id)),
                               admin_revoke_role.reason);
   end if;
   return jsonb_build_object(
     'user_id', admin_revoke_role.user_id, 'role', admin_revoke_role.role, 'changed', revoked,
-    'roles', to_jsonb(array(select ur.role from data.user_roles ur
-                             where ur.user_id = admin_revoke_role.user_id order by ur.role)),
+    'roles', to_jsonb(private.user_role_names(admin_revoke_role.user_id)),
     'audit_log_id', audit_id);
 end
 $$;

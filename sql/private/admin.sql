@@ -237,3 +237,10 @@ select l.id, l.created_at, l.actor_id, l.actor_type, l.action, l.entity_type, l.
        l.before, l.after, l.reason, l.ip, l.user_agent
   from data.audit_log l
  where private.admin_gate('audit.view');
+
+-- The roles a person holds, sorted (the before/after of role grants and revocations).
+create or replace function private.user_role_names(user_id uuid) returns text[]
+language sql stable set search_path = '' as $$
+  select array(select ur.role from data.user_roles ur
+                where ur.user_id = user_role_names.user_id order by ur.role)
+$$;
