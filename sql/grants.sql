@@ -40,6 +40,8 @@ grant insert (anime_id, list_status), update (anime_id, list_status) on api.favo
 
 grant select, insert, update on data.watch_progress, data.watch_history to web_user;
 grant select on api.continue_watching, api.watch_progress to web_user;
+grant select, delete on api.watch_history to web_user;
+grant delete on data.watch_history to web_user;
 grant execute on function api.save_progress(uuid, integer, integer, numeric, integer, timestamptz) to web_user;
 
 grant select (id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip)

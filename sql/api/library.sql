@@ -64,6 +64,19 @@ comment on column api.watch_progress.progress_percent is 'Share of the episode w
 comment on column api.watch_progress.translation_id is 'Translation chosen, when known.';
 comment on column api.watch_progress.last_watched_at is 'When it was watched.';
 
+create view api.watch_history with (security_invoker = true) as
+select wh.anime_id, wh.episode_number, wh.position_seconds, wh.progress_percent, wh.watched_at
+  from data.watch_history wh
+ where exists (select 1 from data.anime a where a.id = wh.anime_id);
+comment on view api.watch_history is $$The caller's per-episode history
+One row per title and episode with when it was last watched (the profile heatmap). Written by
+rpc/save_progress; DELETE forgets an entry.$$;
+comment on column api.watch_history.anime_id is 'The title.';
+comment on column api.watch_history.episode_number is 'Episode number.';
+comment on column api.watch_history.position_seconds is 'Last playback position in seconds.';
+comment on column api.watch_history.progress_percent is 'Share of the episode watched, 0-100.';
+comment on column api.watch_history.watched_at is 'When it was last watched.';
+
 create function api.save_progress(anime_id uuid, episode_number integer,
                                   position_seconds integer default null,
                                   progress_percent numeric default null,

@@ -77,4 +77,6 @@ create policy watch_history_owner_write on data.watch_history for insert to web_
   with check (user_id = (select private.uid()));
 create policy watch_history_owner_update on data.watch_history for update to web_user
   using (user_id = (select private.uid())) with check (user_id = (select private.uid()));
+create policy watch_history_owner_delete on data.watch_history for delete to web_user
+  using (user_id = (select private.uid()));
 comment on table data.watch_history is 'Latest progress per person, title and episode.';

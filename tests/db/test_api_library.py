@@ -147,7 +147,7 @@ def test_people_never_touch_each_others_rows(world):
 @pytest.mark.parametrize("method, path", [
     ("GET", "/favorites"), ("POST", "/favorites"), ("PATCH", "/favorites"), ("DELETE", "/favorites"),
     ("GET", "/continue_watching"), ("GET", "/watch_progress"), ("GET", "/me"), ("PATCH", "/me"),
-    ("GET", "/sessions"), ("DELETE", "/sessions"), ("POST", "/rpc/save_progress"),
+    ("GET", "/sessions"), ("DELETE", "/sessions"), ("POST", "/rpc/save_progress"), ("GET", "/watch_history"),
 ])
 def test_anonymous_callers_get_401_on_signed_in_resources(world, method, path):
     with client(world) as anon:
@@ -280,3 +280,21 @@ def test_a_deactivated_account_is_refused_on_the_next_request(world, mint):
     with owner_connect(world["db"]) as conn:
         conn.execute("update data.users set is_active = false where id = %s", (user_id,))
     assert httpx.get(f"{world['url']}/favorites", headers=headers).status_code == 401
+
+
+def test_watch_history_keeps_each_episode_and_can_be_forgotten(world):
+    anime_id = str(world["published"][12])
+    with client(world, "alice") as alice:
+        for episode in (1, 2, 3):
+            assert alice.post("/rpc/save_progress", json={
+                "anime_id": anime_id, "episode_number": episode, "progress_percent": 100}).status_code == 200
+        history = alice.get("/watch_history", params={"anime_id": f"eq.{anime_id}", "order": "episode_number"})
+        assert [row["episode_number"] for row in history.json()] == [1, 2, 3]
+        assert alice.delete("/watch_history", params={"anime_id": f"eq.{anime_id}",
+                                                      "episode_number": "eq.2"}).status_code == 204
+        assert len(alice.get("/watch_history", params={"anime_id": f"eq.{anime_id}"}).json()) == 2
+    with client(world, "bob") as bob:
+        assert bob.get("/watch_history", params={"anime_id": f"eq.{anime_id}"}).json() == []
+        bob.delete("/watch_history", params={"anime_id": f"eq.{anime_id}"})
+    with client(world, "alice") as alice:
+        assert len(alice.get("/watch_history", params={"anime_id": f"eq.{anime_id}"}).json()) == 2
