@@ -147,6 +147,80 @@ Validates (episode_number >= 1, position_seconds >= 0, progress_percent 0-100, a
 upserts in one statement and returns the stored row. An older watched_at never overwrites a newer one:
 such a call answers 200 with the newer row. Unknown or unpublished titles are 404.$$;
 
+-- A list status from another site (AniList's names) or ours; null when unknown (api.import_list).
+create or replace function private.import_list_status(status text) returns text
+language sql immutable set search_path = '' as $$
+  select case upper(coalesce(status, 'PLANNING'))
+           when 'CURRENT' then 'watching' when 'REPEATING' then 'watching' when 'WATCHING' then 'watching'
+           when 'PLANNING' then 'planned' when 'PLANNED' then 'planned'
+           when 'COMPLETED' then 'completed' when 'PAUSED' then 'on_hold' when 'ON_HOLD' then 'on_hold'
+           when 'DROPPED' then 'dropped' end
+$$;
+
+create function api.import_list(items jsonb)
+returns table (item integer, anime_id uuid, matched_by text, list_status text)
+language plpgsql volatile
+set search_path = '' as $$
+#variable_conflict use_column
+declare
+  caller uuid := private.uid();
+  bad bigint;
+begin
+  if jsonb_typeof(items) is distinct from 'array' or jsonb_array_length(items) > 1000 then
+    perform private.raise_error(400, 'invalid_import', 'items must be an array of at most 1000 entries.');
+  end if;
+  select min(e.ordinality) into bad
+    from jsonb_array_elements(items) with ordinality e
+   where jsonb_typeof(e.value) <> 'object' or private.import_list_status(e.value ->> 'status') is null
+      or (e.value ->> 'mal_id') !~ '^[0-9]{1,9}$';
+  if bad is not null then
+    perform private.raise_error(400, 'invalid_import', format('Entry %s is not {mal_id?, title?, status?} '
+      'with a known status; nothing was imported.', bad));
+  end if;
+  perform public.similarity('', '');  -- loads pg_trgm (see api.search_anime)
+  perform set_config('pg_trgm.word_similarity_threshold', '0.6', true);
+  return query
+  with entries as (
+    select e.ordinality::integer as item,
+           nullif(e.value ->> 'mal_id', '')::integer as mal_id,
+           nullif(lower(btrim(coalesce(e.value ->> 'title', ''))), '') as title,
+           private.import_list_status(e.value ->> 'status') as list_status
+      from jsonb_array_elements(items) with ordinality e
+  ),
+  matched as (
+    -- Shikimori ids are MyAnimeList ids, so an exact id wins; else the closest title (RLS: published only)
+    select en.item, en.list_status,
+           coalesce(by_id.id, by_title.id) as anime_id,
+           case when by_id.id is not null then 'mal_id' when by_title.id is not null then 'title' end as matched_by
+      from entries en
+      left join lateral (select a.id from data.anime a where a.shikimori_id = en.mal_id) by_id on true
+      left join lateral (
+        select a.id from data.anime a
+         where by_id.id is null and en.title is not null
+           and en.title operator(public.<%) private.anime_search_text(a.title, a.title_ru, a.title_en, a.title_original, a.synonyms)
+         order by public.word_similarity(en.title, private.anime_search_text(a.title, a.title_ru, a.title_en, a.title_original, a.synonyms)) desc, a.score desc nulls last
+         limit 1) by_title on true
+  ),
+  stored as (
+    insert into data.favorites as f (user_id, anime_id, list_status)
+    select distinct on (m.anime_id) caller, m.anime_id, m.list_status
+      from matched m
+     where m.anime_id is not null
+     order by m.anime_id, m.item
+    on conflict (user_id, anime_id) do update set list_status = excluded.list_status
+    returning f.anime_id
+  )
+  select m.item, m.anime_id, m.matched_by, case when m.anime_id is not null then m.list_status end
+    from matched m
+   order by m.item;
+end
+$$;
+comment on function api.import_list(jsonb) is $$Import a list from another site (e.g. AniList)
+items: [{mal_id?, title?, status?}] (at most 1000). Each entry is matched by MyAnimeList id (= Shikimori id)
+or else by the closest title, and added to favorites with its list status (AniList CURRENT, PLANNING, COMPLETED,
+PAUSED, DROPPED, REPEATING or our own names; default planned) in one transaction. Returns, per entry, the
+matched anime_id (null when nothing matched) and how it matched.$$;
+
 create view api.sessions with (security_invoker = true) as
 select s.id, s.created_at, s.last_used_at, s.user_agent, s.ip, s.id = private.sid() as current
   from data.sessions s

@@ -298,3 +298,28 @@ def test_watch_history_keeps_each_episode_and_can_be_forgotten(world):
         bob.delete("/watch_history", params={"anime_id": f"eq.{anime_id}"})
     with client(world, "alice") as alice:
         assert len(alice.get("/watch_history", params={"anime_id": f"eq.{anime_id}"}).json()) == 2
+
+
+def test_import_list_matches_by_mal_id_or_title_and_stores_statuses(world):
+    with owner_connect(world["db"]) as conn:
+        by_id = create_anime(conn, "Mushishi", shikimori_id=457)
+        by_title = create_anime(conn, "Kimi no Na wa.", title_en="Your Name.")
+    items = [{"mal_id": 457, "title": "something else", "status": "COMPLETED"},
+             {"title": "Your Name", "status": "PLANNING"},
+             {"title": "zzzz no such title qqq", "status": "CURRENT"},
+             {"mal_id": 457, "status": "DROPPED"}]
+    with client(world, "alice") as alice:
+        response = alice.post("/rpc/import_list", json={"items": items})
+        assert response.status_code == 200, response.text
+        rows = response.json()
+        assert [(r["item"], r["anime_id"], r["matched_by"]) for r in rows] == [
+            (1, str(by_id), "mal_id"), (2, str(by_title), "title"), (3, None, None), (4, str(by_id), "mal_id")]
+        stored = {r["anime_id"]: r["list_status"] for r in alice.get(
+            "/favorites", params={"anime_id": f"in.({by_id},{by_title})"}).json()}
+        assert stored == {str(by_id): "completed", str(by_title): "planned"}  # first entry of a title wins
+        assert alice.post("/rpc/import_list", json={"items": {"not": "a list"}}).status_code == 400
+        invalid = alice.post("/rpc/import_list", json={"items": [{"mal_id": 457, "status": "WATCHED_TWICE"}]})
+        assert invalid.status_code == 400 and "Entry 1" in invalid.json()["message"]
+        assert alice.post("/rpc/import_list", json={"items": [{"mal_id": "x1"}]}).status_code == 400
+    with client(world) as anon:
+        assert anon.post("/rpc/import_list", json={"items": items}).status_code == 401
