@@ -79,23 +79,30 @@ $$;
 create or replace function private.pre_request() returns void
 language plpgsql stable set search_path = '' as $$
 declare
-  claimed_role text := coalesce(private.jwt_claims() ->> 'role', 'anon');
+  -- parsed once: this runs on every request, so each helper call counts
+  claims jsonb := private.jwt_claims();
+  caller uuid;
+  session uuid;
 begin
-  if claimed_role not in ('anon', 'web_user') or current_user not in ('anon', 'web_user') then
+  if coalesce(claims ->> 'role', 'anon') not in ('anon', 'web_user') or current_user not in ('anon', 'web_user') then
     perform private.raise_error(401, 'invalid_token', 'This token cannot be used here.');
   end if;
-  if current_user = 'web_user' then
-    if private.uid() is null or private.sid() is null then
-      perform private.raise_error(401, 'invalid_token', 'The token names no user or session.');
-    end if;
-    -- RLS limits this to the caller's own session and account; a deactivated account's
-    -- tokens stop working at once, like a revoked session's
-    if not exists (select 1 from data.sessions s join data.users u on u.id = s.user_id
-                    where s.id = private.sid() and s.user_id = private.uid()
-                      and s.revoked_at is null and s.expires_at > now() and u.is_active) then
-      perform private.raise_error(401, 'session_expired', 'This session has ended; sign in again.');
-    end if;
+  if current_user = 'anon' then
+    perform set_config('response.headers', private.response_headers(false), true);
+    return;
   end if;
-  perform set_config('response.headers', private.response_headers(current_user = 'web_user'), true);
+  caller := nullif(claims ->> 'sub', '')::uuid;
+  session := nullif(claims ->> 'sid', '')::uuid;
+  if caller is null or session is null then
+    perform private.raise_error(401, 'invalid_token', 'The token names no user or session.');
+  end if;
+  -- RLS limits this to the caller's own session and account; a deactivated account's
+  -- tokens stop working at once, like a revoked session's
+  if not exists (select 1 from data.sessions s join data.users u on u.id = s.user_id
+                  where s.id = session and s.user_id = caller
+                    and s.revoked_at is null and s.expires_at > now() and u.is_active) then
+    perform private.raise_error(401, 'session_expired', 'This session has ended; sign in again.');
+  end if;
+  perform set_config('response.headers', private.response_headers(true), true);
 end
 $$;
