@@ -28,7 +28,7 @@ setup: venv postgrest ## roles, database, migrations and api code (keeps data)
 migrate: venv ## apply pending migrations, then rebuild api code and grants
 	$(PY) -m ops.db migrate
 
-run: setup ## start PostgREST, auth_service, ingest workers (and the offline upstream); Ctrl-C stops
+run: venv postgrest ## set up, start PostgREST, auth_service, workers (+ offline upstream); Ctrl-C stops
 	$(PY) -m ops.run
 
 test: venv postgrest ## the whole test suite against the local PostgreSQL

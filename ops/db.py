@@ -172,6 +172,9 @@ def grant_role(dbname: str, email: str, role: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+    from ops import env
+
+    env.load()  # role passwords from the git-ignored .env, when `make run` generated one
     dbname = database_name()
     match argv:
         case ["setup"]:

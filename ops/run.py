@@ -78,7 +78,7 @@ def main() -> int:
             ingest.first_sync(dbname, wait=offline)
 
         print("ready: " + " ".join(f"{name}={url}" for name, url in urls.items())
-              + "  (logs in run/logs; Ctrl-C stops)", flush=True)
+              + f"  (logs in {RUN_DIR / 'logs'}; Ctrl-C stops)", flush=True)
         while not stop.wait(1.0):
             for service in started:
                 if service.process is not None and service.process.poll() is not None:
