@@ -37,7 +37,7 @@ test: venv postgrest ## the whole test suite against the local PostgreSQL
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: setup ## PostgREST benchmark with wrk (seeds 20,000 anime, 1,000 users)
+bench: venv postgrest ## PostgREST benchmark with wrk (seeds 20,000 anime, 1,000 users)
 	$(PY) -m ops.bench.api
 
 bench-auth: venv ## auth_service benchmark with wrk: logins/s, p50/p95 vs the hashing limit, flood memory
@@ -52,5 +52,5 @@ up: ## docker compose up (where docker exists)
 down: ## docker compose down
 	docker compose down
 
-bench-ingest: setup ## ingest benchmark: 20,000 titles/s with the limit off, limited run vs its floor
+bench-ingest: venv ## ingest benchmark: 20,000 titles/s with the limit off, limited run vs its floor
 	$(PY) -m ops.bench.ingest
