@@ -51,11 +51,13 @@ def main() -> int:
             worker_env = ingest.upstream_env(upstream)
             urls["offline_upstream"] = upstream.url or ""
 
+        # one audience for both sides: PostgREST's jwt-aud and the aud auth_service mints
+        audience = os.environ.get("JWT_AUDIENCE", "kitsu")
         api_port = int(os.environ.get("PGRST_SERVER_PORT", "3000"))
         admin_port = int(os.environ.get("PGRST_ADMIN_SERVER_PORT", "3001"))
         postgrest = start(services.postgrest(
             dbname, jwks_json=public_jwks_json(os.environ), port=api_port, admin_port=admin_port,
-            audience=os.environ.get("JWT_AUDIENCE", "kitsu"),
+            audience=audience,
             cors_origins=os.environ.get("PGRST_SERVER_CORS_ALLOWED_ORIGINS") or None,
             log_path=log_path("postgrest")))
         urls["api"] = postgrest.url or ""
@@ -64,6 +66,7 @@ def main() -> int:
         auth = start(auth_process(
             dbname, port=int(os.environ.get("AUTH_PORT", "8000")),
             workers=int(os.environ.get("AUTH_WORKERS", "2")),
+            env={"AUTH_JWT_AUDIENCE": os.environ.get("AUTH_JWT_AUDIENCE", audience)},
             log_path=log_path("auth_service")))
         urls["auth"] = auth.url or ""
 
