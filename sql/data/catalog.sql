@@ -60,6 +60,10 @@ create table data.anime (
   constraint anime_lock_consistent check (locked_at is not null or (locked_by is null and locked_reason is null))
 );
 create index anime_published_updated_idx on data.anime (updated_at desc) where state = 'published' and deleted_at is null;
+-- catalog browsing (home sections, filters): top-rated, by season, newest airings
+create index anime_published_score_idx on data.anime (score desc nulls last) where state = 'published' and deleted_at is null;
+create index anime_published_season_idx on data.anime (year, season) where state = 'published' and deleted_at is null;
+create index anime_published_aired_idx on data.anime (aired_on desc nulls last) where state = 'published' and deleted_at is null;
 create index anime_state_idx on data.anime (state);
 create index anime_locked_by_idx on data.anime (locked_by);
 create index anime_deleted_by_idx on data.anime (deleted_by);
