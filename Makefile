@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export KITSU_DB ?= kitsu
 
-.PHONY: help venv postgrest setup migrate run test bench bench-auth bench-ingest lint up down grant-role
+.PHONY: help venv postgrest env setup migrate run test bench bench-auth bench-ingest lint up down grant-role
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,7 +46,10 @@ bench-auth: venv ## auth_service benchmark with wrk: logins/s, p50/p95 vs the ha
 grant-role: venv ## grant an RBAC role: make grant-role EMAIL=a@b.c ROLE=super_admin
 	$(PY) -m ops.db grant-role "$(EMAIL)" "$(ROLE)"
 
-up: ## docker compose up (where docker exists)
+env: venv ## write a git-ignored .env with generated secrets and a dev signing key (kept if present)
+	$(PY) -c 'from ops import env; print(env.ensure())'
+
+up: env ## docker compose up (where docker exists)
 	docker compose up -d --build
 
 down: ## docker compose down
