@@ -66,9 +66,13 @@ class Service:
 
     def start(self) -> Service:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            list(self.argv), env={**os.environ, **self.env}, cwd=ROOT,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self.process = subprocess.Popen(
+                list(self.argv), env={**os.environ, **self.env}, cwd=ROOT,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()  # the child holds its own copy of the descriptor
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> Service:

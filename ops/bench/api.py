@@ -99,13 +99,13 @@ def request_file(directory: Path, scenario: str, private_pem: str) -> Path:
     lines = []
     now = int(time.time())
     for user_id, sid in sessions:
+        if scenario == "anime page":  # anonymous: a random title, no token
+            lines.append(SCENARIOS[scenario].format(anime=random.choice(titles)) + "\t")
+            continue
         token = jwt.encode({"sub": str(user_id), "sid": str(sid), "role": "web_user", "aud": "kitsu",
                             "iss": "kitsu-auth", "iat": now, "exp": now + 3600},
                            private_pem, algorithm="ES256", headers={"kid": "bench"})
-        if scenario == "anime page":
-            lines.append(SCENARIOS[scenario].format(anime=random.choice(titles)) + "\t")
-        else:
-            lines.append(SCENARIOS[scenario] + "\t" + token)
+        lines.append(SCENARIOS[scenario] + "\t" + token)
     path = directory / f"{scenario.replace(' ', '_').replace('+', '_')}.tsv"
     path.write_text("\n".join(lines) + "\n")
     return path

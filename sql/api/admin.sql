@@ -383,7 +383,6 @@ declare
   before_roles text[];
   granted boolean := false;
   failed_constraint text;
-  audit_id bigint;
 begin
   if not private.has_permission('admin.roles.manage') then
     return private.admin_denied('admin.roles.manage', 'rpc/admin_grant_role', admin_grant_role.user_id::text);
@@ -412,16 +411,8 @@ begin
                                 jsonb_build_object('role', admin_grant_role.role),
                                 admin_grant_role.reason);
   end;
-  if granted then
-    audit_id := private.audit('user_role.grant', 'user', admin_grant_role.user_id::text,
-                              jsonb_build_object('roles', before_roles),
-                              jsonb_build_object('roles', private.user_role_names(admin_grant_role.user_id)),
-                              admin_grant_role.reason);
-  end if;
-  return jsonb_build_object(
-    'user_id', admin_grant_role.user_id, 'role', admin_grant_role.role, 'changed', granted,
-    'roles', to_jsonb(private.user_role_names(admin_grant_role.user_id)),
-    'audit_log_id', audit_id);
+  return private.role_change_result('user_role.grant', admin_grant_role.user_id, admin_grant_role.role,
+                                    granted, before_roles, admin_grant_role.reason);
 end
 $$;
 comment on function api.admin_grant_role(uuid, text, text) is $$Grant a role to a person (permission admin.roles.manage)
@@ -434,7 +425,6 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   before_roles text[];
   revoked boolean;
-  audit_id bigint;
 begin
   if not private.has_permission('admin.roles.manage') then
     return private.admin_denied('admin.roles.manage', 'rpc/admin_revoke_role', admin_revoke_role.user_id::text);
@@ -448,16 +438,8 @@ begin
                       where ur.role = 'super_admin' and u.is_active) then
     perform private.raise_error(409, 'last_super_admin', 'The last active super_admin cannot lose the role.');
   end if;
-  if revoked then
-    audit_id := private.audit('user_role.revoke', 'user', admin_revoke_role.user_id::text,
-                              jsonb_build_object('roles', before_roles),
-                              jsonb_build_object('roles', private.user_role_names(admin_revoke_role.user_id)),
-                              admin_revoke_role.reason);
-  end if;
-  return jsonb_build_object(
-    'user_id', admin_revoke_role.user_id, 'role', admin_revoke_role.role, 'changed', revoked,
-    'roles', to_jsonb(private.user_role_names(admin_revoke_role.user_id)),
-    'audit_log_id', audit_id);
+  return private.role_change_result('user_role.revoke', admin_revoke_role.user_id, admin_revoke_role.role,
+                                    revoked, before_roles, admin_revoke_role.reason);
 end
 $$;
 comment on function api.admin_revoke_role(uuid, text, text) is $$Revoke a role from a person (permission admin.roles.manage)

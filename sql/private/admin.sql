@@ -244,3 +244,21 @@ language sql stable set search_path = '' as $$
   select array(select ur.role from data.user_roles ur
                 where ur.user_id = user_role_names.user_id order by ur.role)
 $$;
+
+-- The answer of a role grant or revocation, audited when something changed:
+-- {user_id, role, changed, roles, audit_log_id}.
+create or replace function private.role_change_result(action text, user_id uuid, role text, changed boolean,
+                                                      before_roles text[], reason text) returns jsonb
+language plpgsql volatile set search_path = '' as $$
+declare
+  roles text[] := private.user_role_names(role_change_result.user_id);
+  audit_id bigint;
+begin
+  if changed then
+    audit_id := private.audit(action, 'user', role_change_result.user_id::text,
+                              jsonb_build_object('roles', before_roles), jsonb_build_object('roles', roles), reason);
+  end if;
+  return jsonb_build_object('user_id', role_change_result.user_id, 'role', role_change_result.role,
+                            'changed', changed, 'roles', to_jsonb(roles), 'audit_log_id', audit_id);
+end
+$$;
