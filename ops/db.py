@@ -99,6 +99,11 @@ def ensure_database(dbname: str, template: str | None = None) -> bool:
         return True
 
 
+def database_exists(dbname: str) -> bool:
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
+        return conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone() is not None
+
+
 def drop_database(dbname: str) -> None:
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))

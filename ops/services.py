@@ -27,7 +27,7 @@ def free_port() -> int:
 
 def postgrest_env(dbname: str, *, jwks_json: str, port: int, admin_port: int,
                   audience: str = "kitsu", pool: int = 20,
-                  cors_origins: str | None = None) -> dict[str, str]:
+                  cors_origins: str | None = None, plans: bool = False) -> dict[str, str]:
     """PostgREST configuration (all by environment, contract §1)."""
     env = {
         "PGRST_DB_URI": role_url(dbname, "authenticator"),
@@ -49,6 +49,8 @@ def postgrest_env(dbname: str, *, jwks_json: str, port: int, admin_port: int,
     }
     if cors_origins:
         env["PGRST_SERVER_CORS_ALLOWED_ORIGINS"] = cors_origins
+    if plans:  # tests only: EXPLAIN through `Accept: application/vnd.pgrst.plan+json`
+        env["PGRST_DB_PLAN_ENABLED"] = "true"
     return env
 
 

@@ -18,10 +18,10 @@ grant execute on function private.pre_request(), private.jwt_claims(), private.u
 grant usage on schema api, data, private to anon, web_user;
 grant execute on function private.pre_request(), private.jwt_claims(), private.uid(), private.sid(),
   private.security_headers(), private.response_headers(boolean),
-  private.raise_error(integer, text, text, text, text),
-  private.anime_search_text(text, text, text, text, text[]) to anon, web_user;
+  private.raise_error(integer, text, text, text, text), private.search_normalize(text),
+  private.search_terms(text) to anon, web_user;
 grant select on data.anime, data.genres, data.anime_genres, data.episodes, data.translations,
-  data.episode_sources, data.schedule to anon, web_user;
+  data.episode_sources, data.schedule, data.catalog_search, data.catalog_search_keys to anon, web_user;
 grant select on api.anime, api.episodes, api.episode_sources, api.schedule to anon, web_user;
 grant execute on function api.search_anime(text, text, text, integer, text, text) to anon, web_user;
 

@@ -29,3 +29,12 @@ end $$;
 grant anon, web_user to authenticator;
 -- Procrastinate lives in its own schema; its CLI and workers connect as ingest_worker.
 alter role ingest_worker set search_path = procrastinate, pg_catalog;
+-- Planner settings of the web roles, applied by PostgREST on every request (impersonated role
+-- settings, PostgREST >= 11.1). random_page_cost 1.1: the catalog lives in memory or on SSD, and
+-- at the default 4 the planner sorts the whole catalog for a deep `offset` page instead of
+-- skipping through the covering index (anime_published_updated_idx). jit off: JIT compilation
+-- costs more than any of these short queries.
+alter role anon set random_page_cost = 1.1;
+alter role web_user set random_page_cost = 1.1;
+alter role anon set jit = off;
+alter role web_user set jit = off;

@@ -25,11 +25,3 @@ language sql stable set search_path = '' as $$
   select nullif(private.jwt_claims() ->> 'sub', '')::uuid
 $$;
 
--- The search text of a title: every title and synonym, lower-cased. Indexed by
--- data.anime's trigram index, so it must be immutable and created before that index.
-create function private.anime_search_text(title text, title_ru text, title_en text,
-                                          title_original text, synonyms text[]) returns text
-language sql immutable parallel safe set search_path = '' as $$
-  select lower(concat_ws(' ', title, title_ru, title_en, title_original,
-                         pg_catalog.array_to_string(synonyms, ' ')))
-$$;

@@ -1,9 +1,15 @@
-"""PostgREST benchmark (issue 2): seeds 20,000 titles and 1,000 people with 50 favorites and
-10 progress rows each, then drives wrk at 50 and 500 concurrent connections against
-favorites-with-anime, continue-watching and an anime page. Prints one table of figures.
+"""PostgREST benchmark: seeds a realistic catalog of 20,000 titles (ops.bench.catalog: romaji,
+English, Russian and Japanese names) and 1,000 people with 50 favorites and 10 progress rows
+each, then drives wrk against each scenario at each connection count. Prints one table.
 
-Usage: python -m ops.bench.api [--duration 15] [--connections 50,500] [--keep]
-Targets on the 2-core machine: p95 < 100 ms at 50 connections, zero errors at 500.
+Scenarios: favorites+anime, continue_watching, anime page (issue 2); search (a random 3-letter
+substring of a real title, limit 20) and catalog page (list card columns, random offset up to
+19,980) (issue 7); "favorites|search" runs favorites at 10 connections while another wrk
+searches at 50, to show what searching costs the signed-in pages.
+
+Usage: python -m ops.bench.api [--duration 15] [--connections 50,500] [--scenarios a,b] [--keep]
+Targets on the 2-core machine: p95 < 100 ms at 50 connections, zero errors at 500; search and
+catalog pages >= 1,000/s at 50 with p95 < 50 ms and >= 2x the favorites pages/s.
 """
 
 from __future__ import annotations
@@ -17,28 +23,27 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import jwt
 
 from auth_service import keys
 from ops import db, services
+from ops.bench import catalog
 from ops.bench.cpu import cores_used, cpu_seconds
 
 BENCH_DB = "kitsu_bench"
 HERE = Path(__file__).resolve().parent
 TITLES, PEOPLE, FAVORITES, PROGRESS = 20_000, 1_000, 50, 10
 
+# the catalog itself comes from ops.bench.catalog; these give it genres, episodes and people
 SEED = f"""
-insert into data.anime (shikimori_id, title, title_ru, title_en, kind, status, episodes_total,
-                        episodes_aired, score, year, season, poster_url, description, state, source)
-select i, 'Bench title ' || i, 'Тайтл ' || i, 'Bench title EN ' || i,
-       (array['tv','movie','ova','ona'])[1 + i % 4], (array['anons','ongoing','released'])[1 + i % 3],
-       12, 12, round((5 + (i % 50) / 10.0)::numeric, 2), 1990 + i % 35,
-       (array['winter','spring','summer','fall'])[1 + i % 4],
-       'https://img.example/posters/' || i || '.jpg', repeat('A synopsis sentence. ', 20),
-       'published', 'parser'
-  from generate_series(1, {TITLES}) i;
+insert into data.genres (id, name, name_ru) values (1, 'Action', 'Экшен'), (2, 'Adventure', 'Приключения'),
+  (4, 'Comedy', 'Комедия'), (8, 'Drama', 'Драма'), (10, 'Fantasy', 'Фэнтези'), (22, 'Romance', 'Романтика');
+insert into data.anime_genres (anime_id, genre_id)
+select a.id, g.id from data.anime a join data.genres g on abs(hashtext(a.id::text || g.id)) % 3 = 0;
 insert into data.episodes (anime_id, number, title)
 select a.id, n, 'Episode ' || n from data.anime a, generate_series(1, 3) n;
 insert into data.users (email, password_hash)
@@ -60,16 +65,20 @@ select people.id, numbered.id, 2, e.id, 600, 42.5, now() - numbered.n * interval
   join numbered on numbered.n between (people.p * 7) % {TITLES - FAVORITES} + 1
                                   and (people.p * 7) % {TITLES - FAVORITES} + {PROGRESS}
   join data.episodes e on e.anime_id = numbered.id and e.number = 2;
-analyze;
 """
 
+CATALOG_PAGE = ("/anime?select=id,title,title_ru,title_original,kind,status,year,poster_url"
+                "&order=updated_at.desc&limit=20&offset={offset}")
 SCENARIOS = {
     # a page of 20 (of the person's 50), as the profile list shows it
     "favorites+anime": "/favorites?select=*,anime(*)&order=created_at.desc&limit=20",
     "continue_watching": "/continue_watching?select=*,anime(id,title,poster_url),episodes(id,number,title)"
                          "&order=last_watched_at.desc&limit=10",
     "anime page": "/anime?id=eq.{anime}&select=*,episodes(id,number,title)",
+    "search": "/rpc/search_anime?q={q}&limit=20",
+    "catalog page": CATALOG_PAGE,
 }
+ANONYMOUS = {"anime page", "search", "catalog page"}
 
 
 def seed() -> None:
@@ -81,7 +90,10 @@ def seed() -> None:
 
     started = time.monotonic()
     with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner")) as conn:
+        catalog.load(conn, TITLES)
         conn.execute(SEED)
+    with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner"), autocommit=True) as conn:
+        conn.execute("vacuum analyze")  # all-visible pages: index-only scans skip the heap
         counts = conn.execute(
             "select (select count(*) from data.anime), (select count(*) from data.users), "
             "(select count(*) from data.favorites), (select count(*) from data.watch_progress)").fetchone()
@@ -96,11 +108,14 @@ def request_file(directory: Path, scenario: str, private_pem: str) -> Path:
     with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner")) as conn:
         sessions = conn.execute("select user_id, id from data.sessions").fetchall()
         titles = [row[0] for row in conn.execute("select id from data.anime")]
+        names = [n for row in conn.execute("select title, title_ru, title_en, title_original from data.anime")
+                 for n in row if n]
     lines = []
     now = int(time.time())
-    for user_id, sid in sessions:
-        if scenario == "anime page":  # anonymous: a random title, no token
-            lines.append(SCENARIOS[scenario].format(anime=random.choice(titles)) + "\t")
+    for user_id, sid in sessions * (10 if scenario in ANONYMOUS else 1):
+        if scenario in ANONYMOUS:  # no token
+            lines.append(SCENARIOS[scenario].format(anime=random.choice(titles), q=urllib.parse.quote(query_of(names)),
+                                                    offset=random.randint(0, TITLES - 20)) + "\t")
             continue
         token = jwt.encode({"sub": str(user_id), "sid": str(sid), "role": "web_user", "aud": "kitsu",
                             "iss": "kitsu-auth", "iat": now, "exp": now + 3600},
@@ -111,18 +126,41 @@ def request_file(directory: Path, scenario: str, private_pem: str) -> Path:
     return path
 
 
-def run_wrk(url: str, requests: Path, connections: int, duration: int) -> dict[str, float]:
-    threads = 2
+def query_of(names: list[str]) -> str:
+    """What a person types: 3 consecutive letters of a real title (any of its names)."""
+    while True:
+        name = random.choice(names)
+        start = random.randint(0, max(len(name) - 3, 0))
+        if len(piece := name[start:start + 3]) == 3 and piece.isalpha():
+            return piece
+
+
+def wrk(url: str, requests: Path, connections: int, duration: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+         "-s", str(HERE / "wrk_report.lua"), url],
+        env={**os.environ, "KITSU_BENCH_REQUESTS": str(requests)}, stdout=subprocess.PIPE, text=True)
+
+
+def figures_of(process: subprocess.Popen[str]) -> dict[str, Any]:
+    output, _ = process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"wrk failed ({process.returncode})")
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def run_wrk(url: str, requests: Path, connections: int, duration: int,
+            background: Path | None = None) -> dict[str, Any]:
+    """One wrk run; with ``background``, a second wrk drives those requests at 50 connections
+    for the same time (its figures go under "background")."""
     before = cpu_seconds(("postgrest", "postgres"))
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    output = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-         "-s", str(HERE / "wrk_report.lua"), url],
-        env={**os.environ, "KITSU_BENCH_REQUESTS": str(requests)},
-        check=True, capture_output=True, text=True).stdout
+    other = wrk(url, background, 50, duration) if background else None
+    figures = figures_of(wrk(url, requests, connections, duration))
+    if other:
+        figures["background"] = figures_of(other)
     elapsed = time.monotonic() - started
-    figures = json.loads(output.strip().splitlines()[-1])
     figures["cores"] = cores_used(before, cpu_seconds(("postgrest", "postgres")), elapsed)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk has exited: its CPU is a child's
     wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
@@ -136,14 +174,17 @@ def main() -> None:
     parser.add_argument("--connections", default="50,500")
     parser.add_argument("--pool", type=int, default=20, help="PostgREST db-pool")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
+    parser.add_argument("--scenarios", default=",".join([*SCENARIOS, "favorites+anime|search"]),
+                        help="comma-separated subset; a|b runs a while b runs at 50 connections")
+    parser.add_argument("--reuse", action="store_true", help="reuse a kept bench database")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (Debian package wrk)")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
-    seed()
+    if not (args.reuse and db.database_exists(BENCH_DB)):
+        seed()
     private_pem = keys.generate_private_pem()
     postgrest = services.postgrest(BENCH_DB, jwks_json=keys.jwks_json({"bench": private_pem}), pool=args.pool)
     postgrest.start().wait_ready()
@@ -151,9 +192,11 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for scenario in args.scenarios.split(","):
-                requests = request_file(Path(tmp), scenario, private_pem)
+                main_scenario, _, background = scenario.partition("|")
+                requests = request_file(Path(tmp), main_scenario, private_pem)
+                other = request_file(Path(tmp), background, private_pem) if background else None
                 for connections in (int(c) for c in args.connections.split(",")):
-                    figures = run_wrk(postgrest.url or "", requests, connections, args.duration)
+                    figures = run_wrk(postgrest.url or "", requests, connections, args.duration, other)
                     figures.update(scenario=scenario, connections=connections)
                     results.append(figures)
                     print(json.dumps(figures), flush=True)
@@ -164,15 +207,22 @@ def main() -> None:
 
     print(f"\nwrk, {args.duration}s per run, 2 threads, PostgREST db-pool={args.pool}, "
           f"{os.cpu_count()} cores shared by wrk, PostgREST and PostgreSQL")
-    print(f"{'scenario':<18} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+    print(f"{'scenario':<22} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'errors':>6} {'KiB/resp':>8}  cores (postgrest/postgres/wrk)")
     for r in results:
         errors = sum(r[k] for k in r if k.startswith("errors_"))
         per_response = r["bytes"] / max(r["requests"], 1) / 1024
         cores = r["cores"]
-        print(f"{r['scenario']:<18} {r['connections']:>5} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} "
+        print(f"{r['scenario']:<22} {r['connections']:>5} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} "
               f"{r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {errors:>6} {per_response:>8.1f}  "
               f"{cores['postgrest']}/{cores['postgres']}/{cores['wrk']}")
+        if b := r.get("background"):
+            print(f"{'  (meanwhile: 50 conns)':<22} {'':>5} {b['rps']:>8.0f} {b['p50_ms']:>8.1f} {b['p95_ms']:>8.1f} "
+                  f"{b['p99_ms']:>8.1f} {sum(b[k] for k in b if k.startswith('errors_')):>6}")
+    by_scenario = {(r["scenario"], r["connections"]): r["rps"] for r in results}
+    for (scenario, connections), rps in by_scenario.items():
+        if scenario in ("search", "catalog page") and (base := by_scenario.get(("favorites+anime", connections))):
+            print(f"{scenario} at {connections}: {rps / base:.1f}x the favorites pages/s")
 
 
 if __name__ == "__main__":

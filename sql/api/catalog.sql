@@ -5,10 +5,7 @@ create view api.anime with (security_invoker = true) as
 select a.id, a.shikimori_id, a.title, a.title_ru, a.title_en, a.title_original, a.synonyms,
        a.kind, a.status, a.episodes_total, a.episodes_aired, a.score, a.rating, a.year, a.season,
        a.aired_on, a.released_on, a.next_episode_at, a.poster_url, a.description,
-       array(select coalesce(g.name_ru, g.name)
-               from data.anime_genres ag join data.genres g on g.id = ag.genre_id
-              where ag.anime_id = a.id order by g.name) as genres,
-       a.updated_at
+       a.genres, a.updated_at
   from data.anime a
  where a.state = 'published' and a.deleted_at is null;
 comment on view api.anime is $$Published catalog titles
@@ -72,37 +69,93 @@ comment on column api.schedule.anime_id is 'The title.';
 comment on column api.schedule.episode_number is 'The episode that airs.';
 comment on column api.schedule.airs_at is 'When it airs.';
 
+/* Search, as one inlinable SQL query: PostgREST's limit and offset reach the index scans, so a
+   search costs what its page costs, not what all its matches cost. Tiers, best first: 0 a name is
+   q, 1 a name starts with q, 2 a name contains q (what the old ILIKE found), 3 a typo (5+
+   characters); each title once, in its best tier; within a tier by score, then id (stable pages).
+   How each tier stays bounded:
+   - 0 and 1 walk the btree of data.catalog_search_keys in rank order (2-letter q: these only);
+   - 2: the 2,000 best-ranked titles are walked in rank order (a page of a common q is full after
+     a few hundred of them); only when that does not fill the page (a rare q, a deep page) does
+     the trigram index give the matches ranked after them, which are then sorted;
+   - 3: reached only when the page is not full yet (a typo matches nothing better): the trigram
+     index's candidates (at most 1,000), closest first (pg_trgm word_similarity >= 0.3).
+   The tiers are one UNION ALL without an outer ORDER BY: Append returns its branches in order and
+   each branch is ordered, whereas an outer sort would read every branch to its end. Parallel
+   plans, which may reorder an Append, are off for these tables (parallel_workers = 0); the
+   ranking tests would see it. The page's rows are read through api.anime (RLS applies) by a
+   select-list subquery, evaluated only for the rows PostgREST takes. Every branch reads
+   data.catalog_search*, whose rows are all public, so RLS cannot keep the trigram conditions
+   out of the index. */
 create function api.search_anime(q text, kind text default null, status text default null,
                                  year integer default null, season text default null,
                                  genre text default null)
 returns setof api.anime
-language plpgsql stable
-set search_path = '' as $$
-declare
-  needle text := lower(btrim(q));
-begin
-  if needle is null or length(needle) < 2 then
-    perform private.raise_error(400, 'query_too_short', 'Search needs at least 2 characters in q.');
-  end if;
-  -- typo tolerance: word_similarity >= 0.3 (default 0.6). similarity() first loads pg_trgm,
-  -- which registers the setting; a SET clause on the function would need superuser.
-  perform public.similarity('', '');
-  perform set_config('pg_trgm.word_similarity_threshold', '0.3', true);
-  return query
-    select v.*
-      from data.anime d
-      join api.anime v on v.id = d.id
-     where (needle operator(public.<%) private.anime_search_text(d.title, d.title_ru, d.title_en, d.title_original, d.synonyms)
-            or private.anime_search_text(d.title, d.title_ru, d.title_en, d.title_original, d.synonyms)
-               like '%' || replace(replace(needle, '%', '\%'), '_', '\_') || '%')
-       and (search_anime.kind is null or d.kind = search_anime.kind)
-       and (search_anime.status is null or d.status = search_anime.status)
-       and (search_anime.year is null or d.year = search_anime.year)
-       and (search_anime.season is null or d.season = search_anime.season)
-       and (search_anime.genre is null or lower(search_anime.genre) = any (select lower(x) from unnest(v.genres) x))
-     order by public.word_similarity(needle, private.anime_search_text(d.title, d.title_ru, d.title_en, d.title_original, d.synonyms)) desc,
-              d.score desc nulls last, d.id;
-end
+language sql stable as $$
+  with t as materialized (select * from private.search_terms(q)),
+  -- the rank key of the 2,000th title: tier 2 walks the titles up to it, the trigram index the rest
+  horizon as materialized (
+    select coalesce(s.score, -1) as score, s.anime_id
+      from data.catalog_search s
+     order by s.score desc nulls last, s.anime_id
+     offset 1999 limit 1)
+  select (hit.anime).*
+    from (
+      select (select v from api.anime v where v.id = c.anime_id) as anime
+        from (
+          (select k.anime_id, s.kind, s.status, s.year, s.season, s.genres
+             from data.catalog_search_keys k
+             join data.catalog_search s on s.anime_id = k.anime_id
+            where k.key = (select t.exact_key from t)
+            order by k.score desc nulls last, k.anime_id)
+          union all
+          (select k.anime_id, s.kind, s.status, s.year, s.season, s.genres
+             from data.catalog_search_keys k
+             join data.catalog_search s on s.anime_id = k.anime_id
+            where k.key = (select t.prefix_key from t)
+              and strpos(s.doc, (select t.starts from t)) > 0
+              and strpos(s.doc, (select t.exact from t)) = 0  -- not already in tier 0
+            order by k.score desc nulls last, k.anime_id)
+          union all
+          -- tier 2, first the 2,000 best-ranked titles, read in rank order from the rank index
+          -- (which includes the document): a page of a common q is full after a few hundred
+          (select w.anime_id, w.kind, w.status, w.year, w.season, w.genres
+             from (select s.anime_id, s.kind, s.status, s.year, s.season, s.genres, s.doc
+                     from data.catalog_search s
+                    where (select t.contains from t)
+                    order by s.score desc nulls last, s.anime_id
+                    limit 2000) w
+            where strpos(w.doc, (select t.needle from t)) > 0
+              and strpos(w.doc, (select t.starts from t)) = 0)
+          union all
+          -- then the matches ranked after those, from the trigram index: reached only by rare q
+          -- (the page is not full yet) or deep pages. score * 1 is no index's order, so the
+          -- planner keeps the trigram index and sorts what it found.
+          (select s.anime_id, s.kind, s.status, s.year, s.season, s.genres
+             from data.catalog_search s, horizon h
+            where (select t.contains from t)
+              and s.doc like (select t.contains_like from t)
+              and strpos(s.doc, (select t.starts from t)) = 0
+              and (coalesce(s.score, -1) < h.score or (coalesce(s.score, -1) = h.score and s.anime_id > h.anime_id))
+            order by s.score * 1 desc nulls last, s.anime_id)
+          union all
+          (select f.anime_id, f.kind, f.status, f.year, f.season, f.genres
+             from (select s.anime_id, s.kind, s.status, s.year, s.season, s.genres, s.score,
+                          public.word_similarity((select t.needle from t), s.doc) as closeness
+                     from data.catalog_search s
+                    where (select t.fuzzy from t)
+                      and (select t.needle from t) operator(public.<%) s.doc
+                      and strpos(s.doc, (select t.needle from t)) = 0
+                    limit 1000) f
+            order by f.closeness desc, f.score desc nulls last, f.anime_id)
+        ) c
+       where (search_anime.kind is null or c.kind = search_anime.kind)
+         and (search_anime.status is null or c.status = search_anime.status)
+         and (search_anime.year is null or c.year = search_anime.year)
+         and (search_anime.season is null or c.season = search_anime.season)
+         and (search_anime.genre is null or lower(search_anime.genre) = any (select lower(x) from unnest(c.genres) x))
+      offset 0) hit
+   where (hit.anime).id is not null
 $$;
 comment on function api.search_anime(text, text, text, integer, text, text) is $$Search the catalog
 Matches every title and synonym, tolerates typos (trigram similarity), ranked by relevance.

@@ -183,7 +183,7 @@ begin
   with entries as (
     select e.ordinality::integer as item,
            nullif(e.value ->> 'mal_id', '')::integer as mal_id,
-           nullif(lower(btrim(coalesce(e.value ->> 'title', ''))), '') as title,
+           nullif(private.search_normalize(e.value ->> 'title'), '') as title,
            private.import_list_status(e.value ->> 'status') as list_status
       from jsonb_array_elements(items) with ordinality e
   ),
@@ -195,10 +195,11 @@ begin
       from entries en
       left join lateral (select a.id from data.anime a where a.shikimori_id = en.mal_id) by_id on true
       left join lateral (
-        select a.id from data.anime a
+        -- catalog_search holds only published titles (and, unlike data.anime, uses its index under RLS)
+        select s.anime_id as id from data.catalog_search s
          where by_id.id is null and en.title is not null
-           and en.title operator(public.<%) private.anime_search_text(a.title, a.title_ru, a.title_en, a.title_original, a.synonyms)
-         order by public.word_similarity(en.title, private.anime_search_text(a.title, a.title_ru, a.title_en, a.title_original, a.synonyms)) desc, a.score desc nulls last
+           and en.title operator(public.<%) s.doc
+         order by public.word_similarity(en.title, s.doc) desc, s.score desc nulls last, s.anime_id
          limit 1) by_title on true
   ),
   stored as (

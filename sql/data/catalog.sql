@@ -39,7 +39,9 @@ create table data.anime (
   edited_fields   text[] not null default '{}',
   content_hash    text,
   created_at      timestamptz not null default now(),
-  updated_at      timestamptz not null default now(),
+  updated_at      timestamptz not null default clock_timestamp(),  -- distinct within a statement
+  -- genre names, kept by triggers on data.anime_genres (sql/private/catalog_search.sql)
+  genres          text[] not null default '{}',
   constraint anime_shikimori_id_key unique (shikimori_id),
   constraint anime_shikimori_id_positive check (shikimori_id > 0),
   constraint anime_title_present check (length(btrim(title)) > 0),
@@ -59,7 +61,6 @@ create table data.anime (
   constraint anime_delete_consistent check (deleted_at is not null or (deleted_by is null and delete_reason is null)),
   constraint anime_lock_consistent check (locked_at is not null or (locked_by is null and locked_reason is null))
 );
-create index anime_published_updated_idx on data.anime (updated_at desc) where state = 'published' and deleted_at is null;
 -- catalog browsing (home sections, filters): top-rated, by season, newest airings
 create index anime_published_score_idx on data.anime (score desc nulls last) where state = 'published' and deleted_at is null;
 create index anime_published_season_idx on data.anime (year, season) where state = 'published' and deleted_at is null;
@@ -69,13 +70,49 @@ create index anime_locked_by_idx on data.anime (locked_by);
 create index anime_deleted_by_idx on data.anime (deleted_by);
 create index anime_created_by_idx on data.anime (created_by);
 create index anime_updated_by_idx on data.anime (updated_by);
--- search: trigram over every title and synonym (see api.search_anime)
-create index anime_search_trgm_idx on data.anime using gin
-  (private.anime_search_text(title, title_ru, title_en, title_original, synonyms) public.gin_trgm_ops);
+-- catalog pages: keyset paging (updated_at, id) and index-only skipping of deep offsets for the
+-- list card's columns
+create index anime_published_updated_idx on data.anime (updated_at desc, id desc)
+  include (title, title_ru, title_original, kind, status, year, poster_url, score)
+  where state = 'published' and deleted_at is null;
 alter table data.anime enable row level security;
 create policy anime_public_read on data.anime for select to anon, web_user
   using (state = 'published' and deleted_at is null);
 comment on table data.anime is 'Catalog titles with editorial state, locks, soft delete and ownership.';
+
+-- Search documents of published titles, kept by triggers on data.anime in the same transaction
+-- (sql/private/catalog_search.sql). Public data: the policy is `true`, so pg_trgm's operators,
+-- which are not LEAKPROOF, can still use the indexes for anon and web_user.
+create table data.catalog_search (
+  anime_id uuid primary key references data.anime (id) on delete cascade,
+  doc      text not null,
+  score    numeric(4, 2),
+  kind     text,
+  status   text,
+  year     integer,
+  season   text,
+  rating   text,
+  genres   text[] not null default '{}'
+) with (fillfactor = 90, parallel_workers = 0);  -- room for HOT updates of the filter columns
+create index catalog_search_doc_trgm_idx on data.catalog_search using gin (doc public.gin_trgm_ops);
+create index catalog_search_rank_idx on data.catalog_search (score desc nulls last, anime_id)
+  include (doc, kind, status, year, season, genres);  -- the rank walk of api.search_anime reads only this index
+alter table data.catalog_search enable row level security;
+create policy catalog_search_public_read on data.catalog_search for select to anon, web_user using (true);
+comment on table data.catalog_search is 'Search documents of published titles (public; kept by triggers on data.anime).';
+
+-- exact and prefix search through a btree, in rank order
+create table data.catalog_search_keys (
+  key      text collate "C" not null,
+  anime_id uuid not null references data.catalog_search (anime_id) on delete cascade,
+  score    numeric(4, 2),
+  primary key (key, anime_id)
+) with (parallel_workers = 0);
+create index catalog_search_keys_rank_idx on data.catalog_search_keys (key, score desc nulls last, anime_id);
+create index catalog_search_keys_anime_idx on data.catalog_search_keys (anime_id);
+alter table data.catalog_search_keys enable row level security;
+create policy catalog_search_keys_public_read on data.catalog_search_keys for select to anon, web_user using (true);
+comment on table data.catalog_search_keys is 'Btree keys of every name of a published title: its first 2 and 3 characters, and the whole name followed by ''|''.';
 
 create table data.genres (
   id      integer primary key,

@@ -67,9 +67,7 @@ create or replace view private.admin_anime_all as
 select a.id, a.shikimori_id, a.title, a.title_ru, a.title_en, a.title_original, a.synonyms,
        a.kind, a.status, a.episodes_total, a.episodes_aired, a.score, a.rating, a.year, a.season,
        a.aired_on, a.released_on, a.next_episode_at, a.poster_url, a.description,
-       array(select coalesce(g.name_ru, g.name)
-               from data.anime_genres ag join data.genres g on g.id = ag.genre_id
-              where ag.anime_id = a.id order by g.name) as genres,
+       a.genres,
        a.state, private.anime_next_states(a.state) as next_states, a.source,
        /* has_video written out three times rather than joined laterally: as select-list
           expressions they are evaluated after ORDER BY ... LIMIT, so a page costs 30 lookups,

@@ -17,12 +17,6 @@ language sql stable set search_path = '' as $$
   select nullif(private.jwt_claims() ->> 'sid', '')::uuid
 $$;
 
-create or replace function private.anime_search_text(title text, title_ru text, title_en text,
-                                                     title_original text, synonyms text[]) returns text
-language sql immutable parallel safe set search_path = '' as $$
-  select lower(concat_ws(' ', title, title_ru, title_en, title_original,
-                         pg_catalog.array_to_string(synonyms, ' ')))
-$$;
 
 -- Headers every PostgREST response should carry (contract §4 lists the same for auth_service).
 create or replace function private.security_headers() returns jsonb

@@ -1,9 +1,11 @@
 -- Row triggers on data tables. Code: re-applied by `make migrate` (create or replace trigger).
 
+-- clock_timestamp(), not now(): rows written by one statement (an ingest publish) get distinct
+-- times, so keyset paging on updated_at (docs: README "Paging") has next to no ties to step over.
 create or replace function private.touch_updated_at() returns trigger
 language plpgsql set search_path = '' as $$
 begin
-  new.updated_at := now();
+  new.updated_at := clock_timestamp();
   return new;
 end
 $$;

@@ -3,6 +3,10 @@ clean schema returns zero rows (style H6, after supabase/splinter)."""
 
 from __future__ import annotations
 
+import psycopg
+
+from ops import db
+
 # schemas whose tables are private: never exposed, always under row-level security
 PRIVATE_SCHEMAS = "('data', 'private', 'auth', 'ingest')"
 OUR_SCHEMAS = "('data', 'private', 'auth', 'ingest', 'api')"
@@ -58,7 +62,8 @@ LINTS: dict[str, str] = {
          where n.nspname in {OUR_SCHEMAS} and has_function_privilege('anon', p.oid, 'execute')
            and n.nspname || '.' || p.proname not in (
              'private.pre_request', 'private.jwt_claims', 'private.uid', 'private.sid',
-             'private.security_headers', 'private.response_headers', 'private.raise_error', 'private.anime_search_text',
+             'private.security_headers', 'private.response_headers', 'private.raise_error',
+             'private.search_normalize', 'private.search_terms',
              'api.search_anime')""",
     "function anyone (PUBLIC) may execute": f"""
         select n.nspname || '.' || p.proname
@@ -72,3 +77,29 @@ LINTS: dict[str, str] = {
            and (t.table_schema in ('procrastinate', 'auth', 'ingest')
                 or t.table_name in ('refresh_tokens', 'rate_limits', 'audit_log'))""",
 }
+
+
+# Search must stay an index search for the web roles. pg_trgm's operators are not LEAKPROOF, so
+# under a row policy that is not `true` PostgreSQL may not use them as index conditions and
+# scans instead. Each query names the index conditions its plan must contain (one per tier
+# shape: 2 letters, 3, 5+ with typo tolerance, with filters); with sequential scans discouraged
+# the planner takes any index it may use, so a missing condition means it may not.
+SEARCH_PLAN_QUERIES = {
+    "select * from api.search_anime('ka')": ["Index Cond: (key = "],
+    "select * from api.search_anime('kai')": ["Index Cond: (key = ", "Index Cond: (doc ~~ "],
+    "select * from api.search_anime('frieren')": ["Index Cond: (doc ~~ ", "Index Cond: (doc %> "],
+    "select * from api.search_anime('kaijuu', kind => 'tv', genre => 'Action')": ["Index Cond: (doc ~~ "],
+}
+
+
+def search_plan_violations(dbname: str, role: str) -> list[str]:
+    """Sequential scans and missing index conditions in the search plans as ``role``."""
+    found = []
+    # the administrative login may SET ROLE to a web role, as PostgREST's authenticator does
+    with psycopg.connect(db.role_url(dbname)) as conn, conn.transaction(force_rollback=True):
+        conn.execute("select set_config('role', %s, true), set_config('enable_seqscan', 'off', true)", (role,))
+        for query, conditions in SEARCH_PLAN_QUERIES.items():
+            plan = "\n".join(row[0] for row in conn.execute("explain " + query))
+            found += [f"{role}: {query}: {line.strip()}" for line in plan.splitlines() if "Seq Scan" in line]
+            found += [f"{role}: {query}: no {c!r}" for c in conditions if c not in plan]
+    return found

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.db.catalog_lints import LINTS
+from tests.conftest import owner_connect
+from tests.db.catalog_lints import LINTS, search_plan_violations
 
 # one statement per lint that creates exactly the kind of object the lint must catch
 PLANTED = {
@@ -51,3 +52,17 @@ def test_catalog_lint_catches_a_planted_violation(conn, name):
     conn.execute(statement)
     found = [row[0] for row in conn.execute(LINTS[name]).fetchall()]
     assert expected in found
+
+
+@pytest.mark.parametrize("role", ["anon", "web_user"])
+def test_search_plans_use_indexes(template_db, role):
+    assert search_plan_violations(template_db, role) == []
+
+
+def test_search_plan_lint_catches_a_row_policy_that_blocks_the_index(fresh_db):
+    # the original design: a search over a table whose policy is not `true` (here on the
+    # search table itself) cannot use the trigram index for the web roles
+    with owner_connect(fresh_db) as conn:
+        conn.execute("alter policy catalog_search_public_read on data.catalog_search using (kind is not null)")
+    found = search_plan_violations(fresh_db, "anon")
+    assert "anon: select * from api.search_anime('kai'): no 'Index Cond: (doc ~~ '" in found, found

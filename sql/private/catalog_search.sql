@@ -1,0 +1,154 @@
+-- The catalog's search documents and stored genre names, kept in the same transaction as every
+-- write of a title (ingest publish, admin edits, genre links). Code: re-applied by `make migrate`.
+--
+-- Why a table of its own: data.anime is row-secured, and pg_trgm's operators are not LEAKPROOF,
+-- so under anime_public_read PostgreSQL may not use them as index conditions and scans every row.
+-- data.catalog_search holds only published titles (public data, policy `true`), so its trigram
+-- index serves anon and web_user like it serves the owner.
+
+-- lower case, accents folded (Shōnen = shonen, ё = е), runs of spaces and '|' to one space;
+-- Cyrillic and kana are kept as they are.
+create or replace function private.search_normalize(value text) returns text
+language sql immutable parallel safe set search_path = '' as $$
+  select pg_catalog.btrim(pg_catalog.regexp_replace(
+           pg_catalog.lower(public.unaccent('public.unaccent'::regdictionary, value)), '[|[:space:]]+', ' ', 'g'))
+$$;
+
+-- '|name|name|...|': every title and synonym, normalised. The '|' around each name lets
+-- one trigram index answer "a name is q" (like '%|q|%'), "starts with q" ('%|q%') and "contains q".
+create or replace function private.search_document(title text, title_ru text, title_en text,
+                                                   title_original text, synonyms text[]) returns text
+language sql immutable parallel safe set search_path = '' as $$
+  -- one unaccent and two regex passes for the whole title: names are joined first (a '|' inside
+  -- a name becomes a space, inside a synonym it splits it), then normalised as search_normalize does
+  select pg_catalog.regexp_replace(pg_catalog.regexp_replace(
+           pg_catalog.lower(public.unaccent('public.unaccent'::regdictionary,
+             '|' || concat_ws('|', replace(title, '|', ' '), replace(title_ru, '|', ' '), replace(title_en, '|', ' '),
+                              replace(title_original, '|', ' '), pg_catalog.array_to_string(synonyms, '|')) || '|')),
+           '[[:space:]]+', ' ', 'g'), ' ?\| ?', '|', 'g')
+$$;
+
+-- After a statement wrote data.anime: published titles get (or keep) their document, the others
+-- leave the search (their keys cascade). Rows whose searchable fields did not change cost
+-- one comparison.
+create or replace function private.catalog_search_sync() returns trigger
+language plpgsql security definer set search_path = '' as $$
+declare
+  rekeyed uuid[];
+begin
+  delete from data.catalog_search s
+   using changed c
+   where s.anime_id = c.id and not (c.state = 'published' and c.deleted_at is null);
+  with fresh as materialized (
+    select c.id, private.search_document(c.title, c.title_ru, c.title_en, c.title_original, c.synonyms) as doc,
+           c.score, c.kind, c.status, c.year, c.season, c.rating, c.genres
+      from changed c
+     where c.state = 'published' and c.deleted_at is null),
+  -- the keys carry the score they are ranked by: rewrite them when the names or the score change
+  rekey as (
+    select f.id from fresh f left join data.catalog_search s on s.anime_id = f.id
+     where s.anime_id is null or s.doc <> f.doc or s.score is distinct from f.score),
+  written as (
+    insert into data.catalog_search as s (anime_id, doc, score, kind, status, year, season, rating, genres)
+    select * from fresh
+    on conflict (anime_id) do update
+       set doc = excluded.doc, score = excluded.score, kind = excluded.kind, status = excluded.status,
+           year = excluded.year, season = excluded.season, rating = excluded.rating, genres = excluded.genres
+     where (s.doc, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genres)
+           is distinct from (excluded.doc, excluded.score, excluded.kind, excluded.status,
+                             excluded.year, excluded.season, excluded.rating, excluded.genres)
+    returning 1)
+  select array(select id from rekey) into rekeyed from (select count(*) from written) w;
+  if cardinality(rekeyed) = 0 then
+    return null;
+  end if;
+  delete from data.catalog_search_keys k where k.anime_id = any (rekeyed);
+  insert into data.catalog_search_keys (key, anime_id, score)
+  select distinct k.key, s.anime_id, s.score
+    from data.catalog_search s
+   cross join unnest(string_to_array(btrim(s.doc, '|'), '|')) n(name)
+   cross join lateral (values (left(n.name, 2)), (left(n.name, 3)), (n.name || '|')) k(key)
+   where s.anime_id = any (rekeyed) and length(n.name) >= 2;
+  return null;
+end
+$$;
+create or replace trigger anime_search_inserted after insert on data.anime
+  referencing new table as changed for each statement execute function private.catalog_search_sync();
+create or replace trigger anime_search_updated after update on data.anime
+  referencing new table as changed for each statement execute function private.catalog_search_sync();
+
+-- data.anime.genres: the display names (Russian, else the name) of a title's genres, in genre
+-- name order. Recomputed for the titles a statement touched.
+create or replace function private.anime_genres_refresh(titles uuid[]) returns void
+language sql security definer set search_path = '' as $$
+  update data.anime a
+     set genres = coalesce(g.names, '{}')
+    from (select t.id,
+                 (select array_agg(coalesce(g.name_ru, g.name) order by g.name)
+                    from data.anime_genres ag join data.genres g on g.id = ag.genre_id
+                   where ag.anime_id = t.id) as names
+            from unnest(titles) t(id)) g
+   where a.id = g.id and a.genres is distinct from coalesce(g.names, '{}')
+$$;
+
+create or replace function private.anime_genres_changed() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  if tg_op = 'INSERT' then
+    perform private.anime_genres_refresh(array(select distinct anime_id from added));
+  elsif tg_op = 'DELETE' then
+    perform private.anime_genres_refresh(array(select distinct anime_id from removed));
+  else
+    perform private.anime_genres_refresh(array(select anime_id from added union select anime_id from removed));
+  end if;
+  return null;
+end
+$$;
+create or replace trigger anime_genres_inserted after insert on data.anime_genres
+  referencing new table as added for each statement execute function private.anime_genres_changed();
+create or replace trigger anime_genres_deleted after delete on data.anime_genres
+  referencing old table as removed for each statement execute function private.anime_genres_changed();
+create or replace trigger anime_genres_updated after update on data.anime_genres
+  referencing old table as removed new table as added for each statement execute function private.anime_genres_changed();
+
+-- a renamed genre renames itself on every title that has it
+create or replace function private.genre_renamed() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform private.anime_genres_refresh(array(select ag.anime_id from data.anime_genres ag where ag.genre_id = new.id));
+  return null;
+end
+$$;
+create or replace trigger genre_renamed after update of name, name_ru on data.genres
+  for each row execute function private.genre_renamed();
+
+/* What api.search_anime needs from q, computed once per call: the normalised needle and the
+   keys and patterns of its tiers. 2 to 200 characters, else 400. Tier 1 walks the titles with
+   a name starting with q's first 3 characters (2 for a 2-letter q) and, for a longer q, checks
+   the rest; tiers 2 (contains) need 3 characters, tier 3 (typo) 5, the length from which a typo
+   is allowed: shorter words are one typo away from too many others. */
+create or replace function private.search_terms(q text, out needle text, out exact_key text,
+                                                out exact text, out prefix_key text, out starts text,
+                                                out contains_like text, out contains boolean,
+                                                out fuzzy boolean)
+language plpgsql stable set search_path = '' as $$
+begin
+  needle := private.search_normalize(q);
+  if needle is null or length(needle) < 2 then
+    perform private.raise_error(400, 'query_too_short', 'Search needs at least 2 characters in q.');
+  elsif length(needle) > 200 then
+    perform private.raise_error(400, 'query_too_long', 'Search takes at most 200 characters in q.');
+  end if;
+  exact_key := needle || '|';   -- in data.catalog_search_keys
+  exact := '|' || needle || '|';  -- in a document
+  prefix_key := left(needle, 3);
+  starts := '|' || needle;
+  contains := length(needle) >= 3;
+  contains_like := '%' || replace(replace(replace(needle, '\', '\\'), '%', '\%'), '_', '\_') || '%';
+  fuzzy := length(needle) >= 5;
+  -- typo tolerance: word_similarity >= 0.3 (pg_trgm's default 0.6 misses a swapped pair of letters
+  -- in a 7-letter word: 'freiren' is 0.33 of 'frieren'). Transaction-local; PostgREST runs each
+  -- request in one.
+  perform set_config('pg_trgm.word_similarity_threshold', '0.3', true);
+end
+$$;
