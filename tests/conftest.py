@@ -137,9 +137,10 @@ def mint(signing_key: str) -> Callable[..., str]:
 
 # --- PostgREST ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def start_postgrest(jwks_json: str) -> Iterator[Callable[..., services.Service]]:
-    """Factory: a real PostgREST 12.0.2 process on free ports for a database."""
+    """Factory: a real PostgREST 12.0.2 process on free ports for a database. Stopped when the
+    module ends, so the suite never holds more pools than one module needs (max_connections)."""
     started: list[services.Service] = []
     LOG_DIR.mkdir(parents=True, exist_ok=True)
 

@@ -119,9 +119,10 @@ def auth_env(signing_key: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def start_auth(auth_env: dict[str, str]) -> Iterator[Callable[..., services.Service]]:
-    """Factory: a running auth_service (``workers`` uvicorn processes) for a database."""
+    """Factory: a running auth_service (``workers`` uvicorn processes) for a database, stopped
+    when the module ends."""
     started: list[services.Service] = []
     LOG_DIR.mkdir(parents=True, exist_ok=True)
 
