@@ -52,11 +52,13 @@ alter table data.catalog_search enable row level security;
 create policy catalog_search_public_read on data.catalog_search for select to anon, web_user using (true);
 comment on table data.catalog_search is 'Search documents of published titles (public; kept by triggers on data.anime).';
 
+-- Derived rows, written only by private.catalog_search_sync and removed with their document
+-- (trigger catalog_search_removed): no primary or foreign key, whose checks would cost more than
+-- the rest of a publish (one lookup per row, a dozen rows per title).
 create table data.catalog_search_keys (
   key      text collate "C" not null,
-  anime_id uuid not null references data.catalog_search (anime_id) on delete cascade,
-  score    numeric(4, 2),
-  primary key (key, anime_id)
+  anime_id uuid not null,
+  score    numeric(4, 2)
 ) with (parallel_workers = 0);
 create index catalog_search_keys_rank_idx on data.catalog_search_keys (key, score desc nulls last, anime_id);
 create index catalog_search_keys_anime_idx on data.catalog_search_keys (anime_id);

@@ -55,13 +55,15 @@ begin
   with ins as (
     insert into data.anime (shikimori_id, title, title_ru, title_en, title_original, synonyms, kind, status,
                             episodes_total, episodes_aired, score, rating, year, season, aired_on, released_on,
-                            next_episode_at, poster_url, description, state, source, content_hash)
+                            next_episode_at, poster_url, description, state, source, content_hash, genres)
     select sa.shikimori_id, p ->> 'title', p ->> 'title_ru', p ->> 'title_en', p ->> 'title_original',
            array(select jsonb_array_elements_text(p -> 'synonyms')), p ->> 'kind', p ->> 'status',
            (p ->> 'episodes_total')::integer, (p ->> 'episodes_aired')::integer, (p ->> 'score')::numeric,
            p ->> 'rating', (p ->> 'year')::integer, p ->> 'season', (p ->> 'aired_on')::date,
            (p ->> 'released_on')::date, (p ->> 'next_episode_at')::timestamptz, p ->> 'poster_url',
-           p ->> 'description', s.new_title_state, 'parser', sa.content_hash
+           p ->> 'description', s.new_title_state, 'parser', sa.content_hash,
+           -- what the genre links below will give it, so they need not rewrite the new row
+           private.genre_names(array(select (x ->> 'id')::integer from jsonb_array_elements(p -> 'genres') x))
       from data.staging_anime sa
       join unnest(v_ids) c(id) on c.id = sa.shikimori_id
      cross join lateral (select sa.payload as p) x

@@ -29,7 +29,7 @@ language sql immutable parallel safe set search_path = '' as $$
 $$;
 
 -- After a statement wrote data.anime: published titles get (or keep) their document, the others
--- leave the search (their keys cascade). Rows whose searchable fields did not change cost
+-- leave the search (and take their keys along). Rows whose searchable fields did not change cost
 -- one comparison.
 create or replace function private.catalog_search_sync() returns trigger
 language plpgsql security definer set search_path = '' as $$
@@ -65,30 +65,50 @@ begin
   delete from data.catalog_search_keys k where k.anime_id = any (rekeyed);
   insert into data.catalog_search_keys (key, anime_id, score)
   select distinct k.key, s.anime_id, s.score
-    from data.catalog_search s
+    from unnest(rekeyed) r(id)  -- a join, not "= any (rekeyed)": that compares every pair
+    join data.catalog_search s on s.anime_id = r.id
    cross join unnest(string_to_array(btrim(s.doc, '|'), '|')) n(name)
    cross join lateral (values (left(n.name, 2)), (left(n.name, 3)), (n.name || '|')) k(key)
-   where s.anime_id = any (rekeyed) and length(n.name) >= 2;
+   where length(n.name) >= 2
+   order by 1;  -- in index order: the rank index takes them ~25 % faster
   return null;
 end
 $$;
+-- a document that leaves the search takes its keys along
+create or replace function private.catalog_search_removed() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  delete from data.catalog_search_keys k using removed r where k.anime_id = r.anime_id;
+  return null;
+end
+$$;
+create or replace trigger catalog_search_removed after delete on data.catalog_search
+  referencing old table as removed for each statement execute function private.catalog_search_removed();
+
 create or replace trigger anime_search_inserted after insert on data.anime
   referencing new table as changed for each statement execute function private.catalog_search_sync();
 create or replace trigger anime_search_updated after update on data.anime
   referencing new table as changed for each statement execute function private.catalog_search_sync();
 
 -- data.anime.genres: the display names (Russian, else the name) of a title's genres, in genre
--- name order. Recomputed for the titles a statement touched.
+-- name order. The one definition; ingest.publish fills it for new titles with the same function.
+-- (No SET clause, so PostgreSQL inlines it into the statements that call it: names are qualified.)
+create or replace function private.genre_names(genre_ids integer[]) returns text[]
+language sql stable as $$
+  select coalesce(array_agg(coalesce(g.name_ru, g.name) order by g.name), '{}')
+    from data.genres g where g.id = any (genre_ids)
+$$;
+
+-- Recomputed for the titles a statement touched; titles whose names did not change are not
+-- written (a publish that filled them already costs one comparison each).
 create or replace function private.anime_genres_refresh(titles uuid[]) returns void
 language sql security definer set search_path = '' as $$
   update data.anime a
-     set genres = coalesce(g.names, '{}')
-    from (select t.id,
-                 (select array_agg(coalesce(g.name_ru, g.name) order by g.name)
-                    from data.anime_genres ag join data.genres g on g.id = ag.genre_id
-                   where ag.anime_id = t.id) as names
+     set genres = g.names
+    from (select t.id, private.genre_names(array(select ag.genre_id from data.anime_genres ag
+                                                  where ag.anime_id = t.id)) as names
             from unnest(titles) t(id)) g
-   where a.id = g.id and a.genres is distinct from coalesce(g.names, '{}')
+   where a.id = g.id and a.genres is distinct from g.names
 $$;
 
 create or replace function private.anime_genres_changed() returns trigger
