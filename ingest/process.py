@@ -163,13 +163,29 @@ def catalog_empty(dbname: str) -> bool:
         return conn.execute("select not exists (select 1 from data.anime)").fetchone() == (True,)
 
 
+def latest_run_id(dbname: str) -> int:
+    with owner(dbname) as conn:
+        return conn.execute("select coalesce(max(id), 0) from data.sync_runs").fetchone()[0]  # type: ignore[index]
+
+
+def first_sync_finished(dbname: str, *, since_id: int, tasks: Sequence[str] = FIRST_SYNC) -> bool:
+    """Have the first syncs queued after run ``since_id`` finished? Raise if one failed."""
+    try:
+        runs = wait_runs(dbname, tasks, since_id=since_id, timeout=0)
+    except TimeoutError:
+        return False
+    failed = {t: (r["error_code"], r["error"]) for t, r in runs.items() if r["status"] != "succeeded"}
+    if failed:
+        raise RuntimeError(f"first sync failed: {failed}")
+    return True
+
+
 def first_sync(
     dbname: str, *, tasks: Sequence[str] = FIRST_SYNC, wait: bool = True, timeout: float = 600.0
 ) -> dict[str, dict[str, Any]] | None:
     """Queue the first syncs (catalog, players, schedule) and, with ``wait``, block until all
     finished; raise if one failed. `make run` calls this when the catalog is empty."""
-    with owner(dbname) as conn:
-        since = conn.execute("select coalesce(max(id), 0) from data.sync_runs").fetchone()[0]  # type: ignore[index]
+    since = latest_run_id(dbname)
     for task in tasks:
         trigger(dbname, task)
     if not wait:

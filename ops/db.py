@@ -160,7 +160,8 @@ def setup(dbname: str) -> None:
     ensure_roles()
     created = ensure_database(dbname)
     applied = migrate(dbname)
-    print(f"database {dbname}: {'created' if created else 'exists'}, {applied} migration(s) applied, code re-applied")
+    print(f"database {dbname}: {'created' if created else 'exists'}, {applied} migration(s) applied, code re-applied",
+          flush=True)
 
 
 def grant_role(dbname: str, email: str, role: str) -> None:

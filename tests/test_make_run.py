@@ -1,10 +1,12 @@
 """`make run` from the user's side: the real supervisor (ops/run.py) starts every service,
-prints `ready:` only once the catalog is served, keeps data across runs, and stops everything
-it started on SIGTERM."""
+prints `ready:` only once the catalog is served, keeps data across runs, restarts a process
+that dies while the rest keeps serving, and stops everything it started on SIGTERM or SIGINT,
+whenever it comes."""
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import subprocess
@@ -13,6 +15,7 @@ import time
 import uuid
 
 import httpx
+import psycopg
 import pytest
 
 from ops import db, services
@@ -87,3 +90,69 @@ def test_make_run_serves_a_catalog_and_stops_cleanly(run_env):
         assert httpx.get(f"{urls['api']}/favorites", headers={"Authorization": f"Bearer {token}"}).json()
     finally:
         stop_run(process)
+
+
+def live_children(run_dir) -> list[int]:
+    """Processes started for this run: every child inherits KITSU_RUN_DIR=<its folder>."""
+    marker = f"KITSU_RUN_DIR={run_dir}".encode()
+    found = []
+    for proc in os.listdir("/proc"):
+        if proc.isdigit():
+            try:
+                with open(f"/proc/{proc}/environ", "rb") as environ:
+                    if marker in environ.read().split(b"\0"):
+                        found.append(int(proc))
+            except OSError:
+                pass
+    return found
+
+
+def test_sigkilled_worker_comes_back_and_the_sync_finishes_once(run_env):
+    run_env = {**run_env, "INGEST_WORKERS": "1", "INGEST_HEARTBEAT_SECONDS": "1", "INGEST_STALLED_SECONDS": "4",
+               "INGEST_SWEEP_CRON": "* * * * * */2"}
+    process, urls, _ = start_run(run_env)
+    dbname = run_env["KITSU_DB"]
+    try:
+        from ingest import process as ingest
+
+        since = ingest.latest_run_id(dbname)
+        ingest.trigger(dbname, "sync_catalog")
+        with psycopg.connect(db.role_url(dbname, "kitsu_owner"), autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            while (row := conn.execute("select worker_pid from data.sync_runs where id > %s and status = 'running'",
+                                       (since,)).fetchone()) is None:
+                assert time.monotonic() < deadline, "the sync never ran"
+                time.sleep(0.02)
+        os.kill(row[0], signal.SIGKILL)  # the only worker, in the middle of the sync
+        # the rest of the platform keeps serving meanwhile
+        assert httpx.get(f"{urls['api']}/anime", params={"limit": 1}).status_code == 200
+        assert httpx.get(f"{urls['auth']}/health").status_code == 200
+        [run] = ingest.wait_runs(dbname, ["sync_catalog"], since_id=since, timeout=120).values()
+        assert run["status"] == "succeeded", run
+        with psycopg.connect(db.role_url(dbname, "kitsu_owner")) as conn:
+            titles, distinct = conn.execute("select count(*), count(distinct shikimori_id) from data.anime").fetchone()
+        assert titles == distinct == 300
+    finally:
+        output = stop_run(process)
+    assert "worker-1 exited with signal SIGKILL; restarting" in output and "worker-1 restarted" in output
+    assert output.rstrip().endswith("stopped")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_at_any_moment_stops_everything(run_env, tmp_path, signum):
+    rng = random.Random(signum)
+    for attempt in range(4):
+        env = {**run_env, "KITSU_DB": f"{run_env['KITSU_DB']}_{attempt}"}  # fresh: each run has a first sync
+        process = subprocess.Popen([sys.executable, "-m", "ops.run"], cwd=db.ROOT, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            time.sleep(rng.uniform(0.0, 9.0))  # setting up, starting, first sync or serving
+            process.send_signal(signum)
+            output, _ = process.communicate(timeout=40)  # the supervisor's deadline is 20 s
+        finally:
+            if process.poll() is None:
+                process.kill()
+            db.drop_database(env["KITSU_DB"])
+        assert process.returncode == 0, output
+        assert output.rstrip().endswith("stopped"), output
+        assert live_children(tmp_path) == [], output
