@@ -1,5 +1,7 @@
-# One image for the Python parts: migrations (ops.db), auth_service and the ingest workers.
-FROM python:3.11-slim
+# The product image: the database build (python -m database), auth_service and the ingest
+# workers, with sql/ and migrations/ - no tooling (ops/, tests/). The `dev` stage adds the
+# offline upstream that compose runs when no real upstream is configured.
+FROM python:3.11-slim AS product
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
@@ -7,9 +9,14 @@ ENV PYTHONPATH=/app
 COPY pyproject.toml README.md ./
 COPY auth_service auth_service
 COPY ingest ingest
-COPY ops ops
+COPY database database
 RUN pip install --no-cache-dir -e .
 COPY sql sql
 COPY migrations migrations
 RUN useradd --system --uid 10001 kitsu
+USER kitsu
+
+FROM product AS dev
+USER root
+COPY fake_upstream fake_upstream
 USER kitsu

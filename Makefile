@@ -34,8 +34,9 @@ run: venv postgrest ## set up, start PostgREST, auth_service, workers (+ offline
 test: venv postgrest ## the whole test suite against the local PostgreSQL
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: venv ## ruff
+lint: venv ## ruff, and the import contracts of pyproject.toml (product never imports ops; no cycles)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: venv postgrest ## PostgREST benchmark with wrk (seeds 20,000 anime, 1,000 users)
 	$(PY) -m ops.bench.api

@@ -23,6 +23,9 @@ app = procrastinate.App(
         min_size=1,
         max_size=8,
     ),
+    # the worker imports the tasks (ingest/tasks.py registers them on this app), so this module
+    # need not import them back: no import cycle
+    import_paths=["ingest.tasks"],
     worker_defaults={
         "update_heartbeat_interval": _config.heartbeat,
         "stalled_worker_timeout": _config.stalled_seconds,
@@ -30,5 +33,3 @@ app = procrastinate.App(
         "abort_job_polling_interval": _config.poll_seconds,
     },
 )
-
-from ingest import tasks  # noqa: E402, F401  (registers the tasks on `app`)

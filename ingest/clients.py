@@ -239,7 +239,7 @@ class Kodik(Upstream):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(config.kodik_base_url, config, limiter, transport)
-        self.token = config.kodik_token_or_offline
+        self.token = config.kodik_token
         if not self.token:
             raise UpstreamError(
                 "kodik_token_missing",

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-OFFLINE_PORT = 8765
-OFFLINE_KODIK_TOKEN = "kitsu-offline-token"
+SHIKIMORI_URL = "https://shikimori.one"
+KODIK_URL = "https://kodikapi.com"
 DEFAULT_USER_AGENT = "Kitsu/1.0 (Kitsu catalog ingest; +https://github.com/kitsu-platform)"
 
 
@@ -29,15 +28,11 @@ def _str(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
 
 
-def is_local(url: str) -> bool:
-    return (urlsplit(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
-
-
 def database_url() -> str:
     """INGEST_DATABASE_URL, else the ingest_worker role on KITSU_DB of DATABASE_URL's server."""
     if url := os.environ.get("INGEST_DATABASE_URL", "").strip():
         return url
-    from ops.db import database_name, role_url
+    from database.build import database_name, role_url
 
     return role_url(database_name(), "ingest_worker")
 
@@ -58,18 +53,10 @@ class Settings:
     stalled_seconds: float
     poll_seconds: float
 
-    @property
-    def kodik_token_or_offline(self) -> str:
-        if self.kodik_token:
-            return self.kodik_token
-        return OFFLINE_KODIK_TOKEN if is_local(self.kodik_base_url) else ""
-
-
 def load() -> Settings:
-    upstream = f"http://127.0.0.1:{_int('INGEST_UPSTREAM_PORT', OFFLINE_PORT)}"
     return Settings(
-        shikimori_base_url=_str("SHIKIMORI_BASE_URL", upstream).rstrip("/"),
-        kodik_base_url=_str("KODIK_BASE_URL", f"{upstream}/kodik").rstrip("/"),
+        shikimori_base_url=_str("SHIKIMORI_BASE_URL", SHIKIMORI_URL).rstrip("/"),
+        kodik_base_url=_str("KODIK_BASE_URL", KODIK_URL).rstrip("/"),
         kodik_token=os.environ.get("KODIK_TOKEN", "").strip(),
         user_agent=_str("INGEST_USER_AGENT", DEFAULT_USER_AGENT),
         connect_timeout=_float("INGEST_HTTP_CONNECT_TIMEOUT", 5.0),

@@ -8,7 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from ops.db import ROLE_PASSWORDS, ROOT
+from database.build import ROLE_PASSWORDS, ROOT
 
 DOTENV = Path(os.environ.get("KITSU_ENV_FILE", ROOT / ".env"))
 

@@ -55,8 +55,8 @@ def main() -> int:
 
 def serve(supervisor: Supervisor) -> None:
     env.load(env.ensure())
-    from auth_service.process import auth_process, public_jwks_json
-    from ingest import process as ingest
+    from ingest import operations
+    from ops.launch import auth_process, public_jwks_json, upstream_env, upstream_process, worker_process
 
     dbname = db.database_name()
     db.setup(dbname)  # migrations run to their end: a stop that came meanwhile is taken after
@@ -66,9 +66,9 @@ def serve(supervisor: Supervisor) -> None:
     offline = not os.environ.get("SHIKIMORI_BASE_URL")
     worker_env: dict[str, str] = {}
     if offline:
-        upstream = start(ingest.upstream_process(
+        upstream = start(upstream_process(
             port=int(os.environ.get("INGEST_UPSTREAM_PORT", "8765")), log_path=log_path("upstream")))
-        worker_env = ingest.upstream_env(upstream)
+        worker_env = upstream_env(upstream)
         urls["offline_upstream"] = upstream.url or ""
 
     # one audience for both sides: PostgREST's jwt-aud and the aud auth_service mints
@@ -91,26 +91,26 @@ def serve(supervisor: Supervisor) -> None:
     urls["auth"] = auth.url or ""
 
     for number in range(1, int(os.environ.get("INGEST_WORKERS", "1")) + 1):
-        start(ingest.worker_process(dbname, name=f"worker-{number}", env=worker_env,
+        start(worker_process(dbname, name=f"worker-{number}", env=worker_env,
                                     log_path=log_path(f"worker-{number}")))
 
     ready = "ready: " + " ".join(f"{name}={url}" for name, url in urls.items()) + \
         f"  (logs in {RUN_DIR / 'logs'}; Ctrl-C stops)"
     pending: dict[str, int] = {}
-    if ingest.catalog_empty(dbname):
+    if operations.catalog_empty(dbname):
         # with the bundled upstream `ready:` waits for the first sync, so the API is never empty
         # then (the workers stay supervised meanwhile); with a real upstream it runs in the background
         print("first sync: catalog is empty, syncing" + ("" if offline else " in the background"), flush=True)
         supervisor.checkpoint()
-        since = ingest.latest_run_id(dbname)
-        ingest.first_sync(dbname, wait=False)
+        since = operations.latest_run_id(dbname)
+        operations.first_sync(dbname, wait=False)
         if offline:
             pending = {"since": since}
     if not pending:
         print(ready, flush=True)
 
     def announce_when_synced() -> None:
-        if pending and ingest.first_sync_finished(dbname, since_id=pending["since"]):
+        if pending and operations.first_sync_finished(dbname, since_id=pending["since"]):
             pending.clear()
             print(ready, flush=True)
 

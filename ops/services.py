@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from ops.db import ROOT, role_url
+from database.build import ROOT, role_url
 
 POSTGREST_BIN = ROOT / "bin" / "postgrest"
 

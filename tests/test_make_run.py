@@ -113,7 +113,7 @@ def test_sigkilled_worker_comes_back_and_the_sync_finishes_once(run_env):
     process, urls, _ = start_run(run_env)
     dbname = run_env["KITSU_DB"]
     try:
-        from ingest import process as ingest
+        from ingest import operations as ingest
 
         since = ingest.latest_run_id(dbname)
         ingest.trigger(dbname, "sync_catalog")

@@ -30,10 +30,10 @@ import httpx
 import psycopg
 
 from auth_service import keys
-from auth_service.process import auth_process
 from auth_service.settings import Settings
 from ops import db, services
 from ops.bench.cpu import cpu_seconds
+from ops.launch import auth_process
 
 BENCH_DB = "kitsu_bench_auth"
 HERE = Path(__file__).resolve().parent

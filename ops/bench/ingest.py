@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psycopg
 
-from ingest import process
-from ops import db
+from ingest import operations
+from ops import db, launch
 from ops.services import Service
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -62,7 +62,7 @@ def run_once(titles: int, limits_on: bool, workdir: Path) -> dict[str, float]:
     db.drop_database(dbname)
     db.ensure_database(dbname)
     db.migrate(dbname)
-    upstream = process.upstream_process(titles=titles, limits_on=limits_on, log_path=workdir / "upstream.log")
+    upstream = launch.upstream_process(titles=titles, limits_on=limits_on, log_path=workdir / "upstream.log")
     upstream.start().wait_ready(timeout=120)
     with psycopg.connect(db.role_url(dbname, "kitsu_owner"), autocommit=True) as conn:
         conn.execute('select ingest.update_settings(\'{"mode": "manual"}\')')  # no periodic syncs
@@ -70,7 +70,7 @@ def run_once(titles: int, limits_on: bool, workdir: Path) -> dict[str, float]:
             conn.execute("select ingest.set_limits('shikimori', null, null)")
     never = "0 0 1 1 *"
     env = {
-        **process.upstream_env(upstream),
+        **launch.upstream_env(upstream),
         "INGEST_POLL_SECONDS": "0.2",
         "INGEST_PREFETCH": "1",
         "INGEST_CATALOG_CRON": never,
@@ -78,14 +78,14 @@ def run_once(titles: int, limits_on: bool, workdir: Path) -> dict[str, float]:
         "INGEST_EPISODES_CRON": never,
         "INGEST_AUTOUPDATE_CRON": never,
     }
-    worker = process.worker_process(dbname, name="bench", env=env, log_path=workdir / "worker.log")
+    worker = launch.worker_process(dbname, name="bench", env=env, log_path=workdir / "worker.log")
     worker.start().wait_ready()
     try:
         time.sleep(2.0)  # let the worker start (not part of the measurement)
         cpu0 = (pid_cpu(worker), pid_cpu(upstream), machine_busy())
         wall0 = time.monotonic()
-        process.trigger(dbname, "sync_catalog")
-        run = process.wait_runs(dbname, ["sync_catalog"], timeout=3600, poll=0.05)["sync_catalog"]
+        operations.trigger(dbname, "sync_catalog")
+        run = operations.wait_runs(dbname, ["sync_catalog"], timeout=3600, poll=0.05)["sync_catalog"]
         wall = time.monotonic() - wall0
         cpu1 = (pid_cpu(worker), pid_cpu(upstream), machine_busy())
         with psycopg.connect(db.role_url(dbname, "kitsu_owner")) as conn:

@@ -13,8 +13,8 @@ import httpx
 import jwt
 import pytest
 
-from auth_service.process import auth_process
 from ops import services
+from ops.launch import auth_process
 from tests.conftest import LOG_DIR, TEST_KID
 
 # cheap argon2 parameters for speed (allowed only with AUTH_ARGON2_ALLOW_WEAK)

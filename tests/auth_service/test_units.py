@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from auth_service import errors, keys, passwords, web
-from auth_service.process import auth_process, public_jwks_json
 from auth_service.settings import Settings
 from ops import services
+from ops.launch import auth_process, public_jwks_json
 
 ROOT = Path(__file__).resolve().parents[2]
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32")]

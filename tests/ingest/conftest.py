@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from ingest import process
-from ops import services
+from ops import launch, services
 from tests.conftest import LOG_DIR
 from tests.ingest.support import FAST
 
@@ -20,7 +19,7 @@ def start_upstream() -> Iterator[Callable[..., services.Service]]:
 
     def start(**options: Any) -> services.Service:
         port = services.free_port()
-        service = process.upstream_process(port=port, log_path=LOG_DIR / f"upstream-{port}.log", **options)
+        service = launch.upstream_process(port=port, log_path=LOG_DIR / f"upstream-{port}.log", **options)
         started.append(service.start())
         return service.wait_ready()
 
@@ -41,10 +40,10 @@ def start_worker() -> Iterator[Callable[..., services.Service]]:
         env: dict[str, str] | None = None,
         token: str | None = None,
     ) -> services.Service:
-        full_env = {**FAST, **process.upstream_env(upstream), **(env or {})}
+        full_env = {**FAST, **launch.upstream_env(upstream), **(env or {})}
         if token is not None:
             full_env["KODIK_TOKEN"] = token
-        service = process.worker_process(
+        service = launch.worker_process(
             dbname, name=name, env=full_env, log_path=LOG_DIR / f"worker-{dbname}-{name}.log"
         )
         started.append(service.start())

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from psycopg.rows import dict_row
 
-from ingest import process
+from ingest import operations
 from ops import services
 from tests.conftest import owner_connect
 
@@ -60,8 +60,8 @@ def sync(dbname: str, *tasks: str, timeout: float = 120) -> dict[str, dict[str, 
     """Trigger tasks as an operator would and wait for their runs."""
     since = last_run_id(dbname)
     for task in tasks:
-        assert process.trigger(dbname, task) is not None, f"{task} already queued"
-    return process.wait_runs(dbname, tasks, since_id=since, timeout=timeout)
+        assert operations.trigger(dbname, task) is not None, f"{task} already queued"
+    return operations.wait_runs(dbname, tasks, since_id=since, timeout=timeout)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60, poll: float = 0.1) -> Any:

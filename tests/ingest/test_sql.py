@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from ingest.upstream import fixtures
+from fake_upstream import fixtures
 from ops import db
 
 BASE = "https://shikimori.example"

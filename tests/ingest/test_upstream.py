@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from ingest import settings
+from fake_upstream import OFFLINE_KODIK_TOKEN
 
 UA = {"User-Agent": "Kitsu tests (OAuth app: Kitsu)"}
 
@@ -93,7 +93,7 @@ def test_kodik_bad_token(upstream):
 
 
 def test_kodik_keyset_cursor_walks_everything_once(upstream):
-    params = {"token": settings.OFFLINE_KODIK_TOKEN, "limit": 1000, "order": "asc", "with_episodes": "true"}
+    params = {"token": OFFLINE_KODIK_TOKEN, "limit": 1000, "order": "asc", "with_episodes": "true"}
     url, seen, pages = f"{upstream.url}/kodik/list", [], 0
     first = httpx.get(url, params=params).json()
     assert len(first["results"]) == 100  # limit clamped to 100

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ingest import process
+from ingest import operations
 from tests.ingest.support import (
     catalog,
     control,
@@ -101,7 +101,7 @@ def test_new_titles_can_wait_for_review(synced, upstream):
 
 
 def process_title(anime_id):
-    from ingest.upstream import fixtures
+    from fake_upstream import fixtures
 
     title = fixtures.generate(1)[0]
     title.update(id=str(anime_id), malId=str(anime_id), status="released", kind="tv")
@@ -169,7 +169,7 @@ def test_sigkill_mid_sync_resumes_on_another_worker(make_db, start_upstream, sta
     assert sync(reference, "sync_catalog", timeout=180)["sync_catalog"]["status"] == "succeeded"
 
     first = start_worker(victim_db, upstream, name="w1")
-    assert process.trigger(victim_db, "sync_catalog")
+    assert operations.trigger(victim_db, "sync_catalog")
     running = wait_for(
         lambda: query(victim_db, "select * from data.sync_runs where status = 'running' and pages_done >= 4"),
         timeout=120,
@@ -178,7 +178,7 @@ def test_sigkill_mid_sync_resumes_on_another_worker(make_db, start_upstream, sta
     second = start_worker(victim_db, upstream, name="w2")
     first.signal(signal.SIGKILL)
     first.process.wait()
-    run = process.wait_runs(victim_db, ["sync_catalog"], since_id=0, timeout=180)["sync_catalog"]
+    run = operations.wait_runs(victim_db, ["sync_catalog"], since_id=0, timeout=180)["sync_catalog"]
     assert run["status"] == "succeeded" and run["id"] == running["id"]
     assert run["attempts"] == 2
     assert run["worker_pid"] == second.process.pid

@@ -3,7 +3,7 @@
 ``generate(n)`` makes n titles in Shikimori's GraphQL shape (camelCase, dates as objects,
 `english`/`japanese` one-element arrays that may hold null, episodes 0 = unknown, times in
 +03:00). The bundled ``data/animes.json`` (a few hundred titles) was written by
-``python -m ingest.upstream.fixtures`` and is what `make run` serves; the synthetic mode of the
+``python -m fake_upstream.fixtures`` and is what `make run` serves; the synthetic mode of the
 server (``--titles N``) calls ``generate(N)`` directly. Kodik results are derived from a title
 (``kodik_results``): one result per translation, as Kodik sends them.
 """

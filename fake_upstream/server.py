@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ingest.upstream import fixtures
+from fake_upstream import fixtures
 
 KODIK_TOKEN_ERROR = "Отсутствует или неверный токен"
 

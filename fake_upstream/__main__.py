@@ -1,4 +1,4 @@
-"""python -m ingest.upstream [--port 8765] [--titles N] [--no-limits] ..."""
+"""python -m fake_upstream [--port 8765] [--titles N] [--no-limits] ..."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import os
 
 import uvicorn
 
-from ingest import settings
-from ingest.upstream import server
+from fake_upstream import OFFLINE_KODIK_TOKEN, OFFLINE_PORT, server
 
 
 def main() -> None:
@@ -17,7 +16,7 @@ def main() -> None:
     parser.add_argument(
         "--port",
         type=int,
-        default=int(os.environ.get("INGEST_UPSTREAM_PORT", settings.OFFLINE_PORT)),
+        default=int(os.environ.get("INGEST_UPSTREAM_PORT", OFFLINE_PORT)),
     )
     parser.add_argument(
         "--titles", type=int, default=None, help="synthetic titles instead of the bundled fixture"
@@ -31,7 +30,7 @@ def main() -> None:
         "--window-scale", type=float, default=1.0, help="shrink both windows (tests)"
     )
     parser.add_argument(
-        "--token", default=os.environ.get("KODIK_TOKEN") or settings.OFFLINE_KODIK_TOKEN
+        "--token", default=os.environ.get("KODIK_TOKEN") or OFFLINE_KODIK_TOKEN
     )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer")
     args = parser.parse_args()

@@ -1,0 +1,1 @@
+"""The database build and migrate entry point (product): ``python -m database setup``."""

@@ -1,0 +1,156 @@
+"""How the tools start the platform's processes (`make run`, the tests, the benchmarks): each
+returns a not-yet-started ops.services.Service. Containers start the same commands from
+compose.yaml; the product never imports this module.
+
+    upstream = upstream_process(port=8765).start().wait_ready()
+    workers = [worker_process("kitsu", name=f"worker-{i}").start() for i in range(n)]
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from auth_service import keys
+from auth_service.process import check_settings, fresh_metrics_dir, uvicorn_argv
+from database.build import ROOT, role_url
+from fake_upstream import OFFLINE_KODIK_TOKEN
+from ops.services import Service, free_port
+
+PROCRASTINATE = str(Path(sys.executable).with_name("procrastinate"))
+
+
+def worker_env(dbname: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment of a worker on ``dbname`` (connects as ingest_worker)."""
+    # PYTHONPATH: the `procrastinate` script's sys.path starts at .venv/bin, not the checkout
+    return {
+        "KITSU_DB": dbname,
+        "INGEST_DATABASE_URL": role_url(dbname, "ingest_worker"),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(ROOT),
+        **(extra or {}),
+    }
+
+
+def worker_process(
+    dbname: str,
+    *,
+    name: str = "worker",
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    concurrency: int | None = None,
+    queues: Sequence[str] = ("sync", "periodic"),
+) -> Service:
+    """`procrastinate --app=ingest.app worker` on the sync and periodic queues."""
+    concurrency = concurrency or int((env or {}).get("INGEST_CONCURRENCY", 0)) or 4
+    argv = [
+        PROCRASTINATE,
+        "--app=ingest.app",
+        "--log-level=info",
+        "worker",
+        "--name",
+        name,
+        "--queues",
+        ",".join(queues),
+        "--concurrency",
+        str(concurrency),
+    ]
+    return Service(name, argv, worker_env(dbname, env), log_path=log_path)
+
+
+def upstream_process(
+    *,
+    port: int | None = None,
+    limits_on: bool = True,
+    titles: int | None = None,
+    log_path: Path | None = None,
+    per_second: int = 5,
+    per_minute: int = 90,
+    window_scale: float = 1.0,
+    token: str | None = None,
+    delay: float = 0.0,
+) -> Service:
+    """The local Shikimori + Kodik upstream; ``url`` is SHIKIMORI_BASE_URL, ``url + '/kodik'``
+    KODIK_BASE_URL."""
+    port = port or free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "fake_upstream",
+        "--port",
+        str(port),
+        "--per-second",
+        str(per_second),
+        "--per-minute",
+        str(per_minute),
+        "--window-scale",
+        str(window_scale),
+        "--delay",
+        str(delay),
+        "--token",
+        token or OFFLINE_KODIK_TOKEN,
+    ]
+    if not limits_on:
+        argv.append("--no-limits")
+    if titles is not None:
+        argv += ["--titles", str(titles)]
+    url = f"http://127.0.0.1:{port}"
+    return Service(
+        "upstream",
+        argv,
+        {"PYTHONUNBUFFERED": "1"},
+        ready_url=f"{url}/_control/health",
+        url=url,
+        log_path=log_path,
+    )
+
+
+def upstream_env(upstream: Service, token: str | None = None) -> dict[str, str]:
+    """The env vars pointing workers at a local upstream."""
+    assert upstream.url
+    return {
+        "SHIKIMORI_BASE_URL": upstream.url,
+        "KODIK_BASE_URL": f"{upstream.url}/kodik",
+        "KODIK_TOKEN": token or OFFLINE_KODIK_TOKEN,
+    }
+
+
+
+def auth_process(
+    dbname: str,
+    *,
+    port: int,
+    workers: int = 2,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    host: str = "127.0.0.1",
+) -> Service:
+    """A not-yet-started auth_service with ``workers`` processes; ready_url is ``/health``.
+
+    ``env`` adds or overrides AUTH_* settings (keys: AUTH_JWT_KEYS or AUTH_JWT_KEYS_DIR are
+    required). AUTH_DATABASE_URL defaults to the auth_service role on ``dbname``."""
+    env = dict(env or {})
+    full_env = {
+        "AUTH_DATABASE_URL": role_url(dbname, "auth_service"),
+        "PROMETHEUS_MULTIPROC_DIR": fresh_metrics_dir(env.pop("PROMETHEUS_MULTIPROC_DIR", None)),
+        "AUTH_WORKERS": str(workers),  # the default hashing concurrency shares the cores out
+        **env,
+    }
+    check_settings(full_env)
+    return Service(
+        "auth_service",
+        uvicorn_argv(host=host, port=port, workers=workers),
+        full_env,
+        ready_url=f"http://{host}:{port}/health",
+        url=f"http://{host}:{port}",
+        log_path=log_path,
+    )
+
+
+
+def public_jwks_json(env: Mapping[str, str]) -> str:
+    """The public JWKS that PostgREST needs (PGRST_JWT_SECRET) for the keys in ``env``."""
+    keys_dir = env.get("AUTH_JWT_KEYS_DIR")
+    pems = keys.load_private_keys(env.get("AUTH_JWT_KEYS"), Path(keys_dir) if keys_dir else None)
+    return keys.jwks_json(pems)
