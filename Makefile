@@ -3,10 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export KITSU_DB ?= kitsu
 
-.PHONY: help venv postgrest env setup migrate run test bench bench-auth bench-ingest lint up down grant-role
+.PHONY: help venv postgrest env setup migrate run test test-fast bench bench-auth bench-ingest lint up down grant-role
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,8 +30,11 @@ migrate: venv ## apply pending migrations, then rebuild api code and grants
 run: venv postgrest ## set up, start PostgREST, auth_service, workers (+ offline upstream); Ctrl-C stops
 	$(PY) -m ops.run
 
-test: venv postgrest ## the whole test suite against the local PostgreSQL
+test: venv postgrest ## the whole suite (what CI runs): DATABASE_URL, the default address, or an embedded cluster
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv ## unit and SQL tests only (no service processes), well under a minute
+	$(PY) -m pytest -m "not processes" -q $(PYTEST_ARGS)
 
 lint: venv ## ruff, and the import contracts of pyproject.toml (product never imports ops; no cycles)
 	$(VENV)/bin/ruff check .

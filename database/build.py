@@ -130,14 +130,41 @@ def load_files(conn: psycopg.Connection, files: list[Path]) -> None:
             raise RuntimeError(f"{path.relative_to(ROOT)}: {exc}") from exc
 
 
+# Code objects this transaction did not (re)create: sql/ no longer defines them. Every
+# `create or replace` rewrites the object's catalog row, so its xmin is the current transaction.
+STALE_CODE = """
+select kind, name from (
+  select 'function' as kind, p.oid::regprocedure::text as name, p.xmin
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname in ('private', 'auth', 'ingest')
+     and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+  union all
+  select 'view', c.oid::regclass::text, c.xmin
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname in ('private', 'auth', 'ingest') and c.relkind = 'v'
+  union all
+  select 'trigger', format('%I on %s', t.tgname, t.tgrelid::regclass), t.xmin
+    from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
+   where not t.tgisinternal and n.nspname in ('data', 'private', 'auth', 'ingest')
+) code
+where code.xmin::text <> (pg_catalog.txid_current() % 4294967296)::text
+order by 1, 2
+"""
+
+
 def apply_code(dbname: str) -> None:
-    """Rebuild `api`, re-apply functions, triggers and grants in one transaction, then tell
-    PostgREST to reload its schema cache."""
+    """Rebuild `api`, re-apply functions, triggers and grants in one transaction, drop the code
+    objects sql/ no longer defines, then tell PostgREST to reload its schema cache."""
     with psycopg.connect(role_url(dbname, "kitsu_owner")) as conn:
         conn.execute("drop schema if exists api cascade")
         conn.execute("create schema api")
         conn.execute("comment on schema api is 'Kitsu public API: views and functions served by PostgREST.'")
-        load_files(conn, manifest()["code"])
+        files = manifest()
+        load_files(conn, files["code"])
+        for kind, name in conn.execute(STALE_CODE).fetchall():
+            # restrict: state that still needs it (a policy, an index) fails the migrate loudly
+            conn.execute(f"drop {kind} {name} restrict")
+        load_files(conn, files["grants"])  # after: revoking rewrites every object's catalog row
         conn.execute("notify pgrst, 'reload schema'")
 
 

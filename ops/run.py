@@ -25,7 +25,7 @@ for _signum in (signal.SIGINT, signal.SIGTERM):
 import os  # noqa: E402 - after the handlers: a stop during these imports is still a clean stop
 from pathlib import Path  # noqa: E402
 
-from ops import db, env, services  # noqa: E402
+from ops import db, embedded_pg, env, services  # noqa: E402
 from ops.supervisor import Stop, Supervisor  # noqa: E402
 
 RUN_DIR = Path(os.environ.get("KITSU_RUN_DIR", db.ROOT / "run"))
@@ -58,6 +58,8 @@ def serve(supervisor: Supervisor) -> None:
     from ingest import operations
     from ops.launch import auth_process, public_jwks_json, upstream_env, upstream_process, worker_process
 
+    database = embedded_pg.resolve()  # DATABASE_URL, the default address, or a private cluster
+    supervisor.after_stop.append(database.stop)
     dbname = db.database_name()
     db.setup(dbname)  # migrations run to their end: a stop that came meanwhile is taken after
     start = supervisor.start
@@ -95,7 +97,7 @@ def serve(supervisor: Supervisor) -> None:
                                     log_path=log_path(f"worker-{number}")))
 
     ready = "ready: " + " ".join(f"{name}={url}" for name, url in urls.items()) + \
-        f"  (logs in {RUN_DIR / 'logs'}; Ctrl-C stops)"
+        f"  (database: {database.description}; logs in {RUN_DIR / 'logs'}; Ctrl-C stops)"
     pending: dict[str, int] = {}
     if operations.catalog_empty(dbname):
         # with the bundled upstream `ready:` waits for the first sync, so the API is never empty

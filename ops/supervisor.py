@@ -53,6 +53,7 @@ class Supervisor:
         self.children: list[Child] = []
         self.deadline = deadline
         self.stopping: str | None = None  # the signal that asked for it
+        self.after_stop: list[Callable[[], None]] = []  # run once every child is gone
         self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
 
     def install_signal_handlers(self) -> None:
@@ -125,3 +126,5 @@ class Supervisor:
             child.service.signal(signal.SIGKILL)
             if child.service.process is not None:
                 child.service.process.wait()
+        for action in reversed(self.after_stop):
+            action()

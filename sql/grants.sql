@@ -2,6 +2,21 @@
 -- `make migrate` (after the api schema is rebuilt). Defaults are closed: functions are not
 -- executable by PUBLIC, and nothing in data/private/auth/ingest is reachable unless listed.
 
+-- Start from nothing: every service role loses everything it holds in our schemas, in the same
+-- transaction as the grants below, so a line deleted here is a privilege gone from every
+-- existing database (not only from fresh ones). Table revokes take column grants with them.
+do $$
+declare
+  s text;
+begin
+  foreach s in array array['public', 'data', 'private', 'auth', 'ingest', 'api', 'procrastinate'] loop
+    execute format('revoke all on all tables in schema %I from anon, web_user, authenticator, auth_service, ingest_worker', s);
+    execute format('revoke all on all sequences in schema %I from anon, web_user, authenticator, auth_service, ingest_worker', s);
+    execute format('revoke all on all functions in schema %I from anon, web_user, authenticator, auth_service, ingest_worker', s);
+    execute format('revoke all on schema %I from anon, web_user, authenticator, auth_service, ingest_worker', s);
+  end loop;
+end $$;
+
 revoke all on schema public from public;
 grant usage on schema public to anon, web_user, auth_service, ingest_worker;
 revoke execute on all functions in schema private, auth, ingest, api from public;

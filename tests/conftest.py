@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL (DATABASE_URL, or testcontainers where docker exists),
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL, the default address, or an embedded cluster),
 a template database built by the real migrations, and real PostgREST processes.
 
 Databases: ``template_db`` is migrated once per run; ``make_db()`` clones it (CREATE DATABASE
@@ -19,28 +19,41 @@ import psycopg
 import pytest
 
 from auth_service import keys
-from ops import db, services
+from ops import db, embedded_pg, services
 
 LOG_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
+# fixtures that start real processes (PostgREST, uvicorn, workers, the upstream, `make run`):
+# a test using one is a process-level test, marked `processes` (`make test-fast` leaves them out)
+PROCESS_FIXTURES = {"start_postgrest", "start_auth", "start_worker", "start_upstream", "run_env"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)
 TEMPLATE = f"kitsu_test_template_{os.getpid()}"
 TEST_KID = "test-key-1"
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    """An administrative URL; testcontainers only where there is docker and no DATABASE_URL."""
-    if url := os.environ.get("DATABASE_URL"):
-        yield url
-        return
+    """An administrative URL: DATABASE_URL, else the server on the default address, else a private
+    cluster from this machine's PostgreSQL binaries (ops/embedded_pg.py), stopped at the end."""
     try:
-        from testcontainers.postgres import PostgresContainer
+        database = embedded_pg.resolve()
+    except SystemExit as missing:  # no server binaries on this host: a container, where docker exists
+        try:
+            from testcontainers.postgres import PostgresContainer
 
-        container = PostgresContainer("postgres:15", driver=None)
-    except Exception as exc:  # no docker engine here
-        pytest.skip(f"no DATABASE_URL and no docker: {type(exc).__name__}")
-    with container:
-        os.environ["DATABASE_URL"] = container.get_connection_url()
-        yield os.environ["DATABASE_URL"]
+            container = PostgresContainer("postgres:15", driver=None)
+        except Exception as exc:  # no docker engine either
+            pytest.skip(f"{missing}; no docker: {type(exc).__name__}")
+        with container:
+            os.environ["DATABASE_URL"] = container.get_connection_url()
+            yield os.environ["DATABASE_URL"]
+        return
+    yield database.url
+    database.stop()
 
 
 @pytest.fixture(scope="session")

@@ -37,3 +37,39 @@ def test_compose_refuses_to_start_without_a_secret(tmp_path, missing):
     result = compose_config(tmp_path, {name: "secret-value" for name in SECRETS if name != missing})
     assert result.returncode != 0
     assert missing in result.stderr
+
+
+# what may differ: where things are (URIs, hosts, ports, keys) and the CORS list of a deployment
+DEPLOYMENT_SPECIFIC = {"PGRST_DB_URI", "PGRST_JWT_SECRET", "PGRST_SERVER_HOST", "PGRST_SERVER_PORT",
+                       "PGRST_ADMIN_SERVER_PORT", "PGRST_SERVER_CORS_ALLOWED_ORIGINS"}
+
+
+def compose_postgrest_env(tmp_path) -> dict[str, str]:
+    """The postgrest service's environment as `docker-compose config` renders it (flat YAML)."""
+    result = compose_config(tmp_path, {name: "secret-value" for name in SECRETS})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = lines.index("  postgrest:")
+    env_at = next(i for i in range(start, len(lines)) if lines[i] == "    environment:")
+    environment = {}
+    for line in lines[env_at + 1:]:
+        if not line.startswith("      "):
+            break
+        key, _, value = line.strip().partition(": ")
+        environment[key] = value.strip("'\"")
+    return {k: v for k, v in environment.items() if k not in DEPLOYMENT_SPECIFIC}
+
+
+def test_compose_configures_postgrest_as_make_run_does(tmp_path):
+    from ops import services
+
+    ours = services.postgrest_env("kitsu", jwks_json="{}", port=1, admin_port=2)
+    ours = {k: v for k, v in ours.items() if k not in DEPLOYMENT_SPECIFIC}
+    assert compose_postgrest_env(tmp_path) == ours
+
+
+def test_the_agreement_test_sees_a_drift(tmp_path, monkeypatch):
+    from ops import services
+
+    drifted = services.postgrest_env("kitsu", jwks_json="{}", port=1, admin_port=2, pool=7)
+    assert compose_postgrest_env(tmp_path) != {k: v for k, v in drifted.items() if k not in DEPLOYMENT_SPECIFIC}

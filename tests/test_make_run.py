@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -156,3 +159,34 @@ def test_a_stop_signal_at_any_moment_stops_everything(run_env, tmp_path, signum)
         assert process.returncode == 0, output
         assert output.rstrip().endswith("stopped"), output
         assert live_children(tmp_path) == [], output
+
+
+def test_without_a_server_make_run_brings_its_own_and_keeps_its_data(run_env):
+    # no DATABASE_URL and nothing on the default address: the embedded cluster (this machine's
+    # PostgreSQL binaries) in a folder of its own, traversable by the postgres system user
+    home = Path(tempfile.mkdtemp(prefix="kitsu-embedded-", dir="/tmp"))
+    home.chmod(0o755)
+    env = {**run_env, "KITSU_EMBEDDED_PG_DIR": str(home / "pg"),
+           "KITSU_DEFAULT_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{services.free_port()}/postgres"}
+    env.pop("DATABASE_URL", None)
+    try:
+        process, urls, lines = start_run(env)
+        try:
+            assert "database: embedded PostgreSQL 15" in lines[-1]
+            assert any(line.startswith("first sync") for line in lines)
+            anime = httpx.get(f"{urls['api']}/anime", params={"select": "id", "limit": 5})
+            assert anime.status_code == 200 and len(anime.json()) == 5
+        finally:
+            output = stop_run(process)
+        assert process.returncode == 0 and output.rstrip().endswith("stopped")
+        assert not (home / "pg" / "data" / "postmaster.pid").exists()  # the cluster stopped too
+
+        process, urls, lines = start_run(env)  # the second run: same cluster, data kept
+        try:
+            assert not any(line.startswith("first sync") for line in lines)
+            assert len(httpx.get(f"{urls['api']}/anime", params={"select": "id", "limit": 5}).json()) == 5
+        finally:
+            stop_run(process)
+        assert not (home / "pg" / "data" / "postmaster.pid").exists()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

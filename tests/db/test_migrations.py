@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from ops import db
 from tests.helpers import PLACEHOLDER_HASH
@@ -190,3 +191,42 @@ def test_the_seed_comparison_sees_a_missing_row(template_db, make_db):
     with psycopg.connect(db.role_url(drifted, "kitsu_owner")) as conn:
         conn.execute("delete from data.upstream_limits where upstream = 'kodik'")
     assert data_dump(template_db) != data_dump(drifted)
+
+
+# --- the code layer is declarative ------------------------------------------------------------
+
+def test_code_that_sql_no_longer_defines_does_not_survive_a_migrate(fresh_db):
+    with psycopg.connect(db.role_url(fresh_db, "kitsu_owner")) as conn:  # as if an old release had them
+        conn.execute("create function private.planted_removed() returns int language sql as 'select 1'")
+        conn.execute("create view ingest.planted_removed_view as select 1 as x")
+        conn.execute("create function private.planted_touch() returns trigger language plpgsql as "
+                     "'begin return new; end'")
+        conn.execute("create trigger planted_removed_trigger before update on data.genres "
+                     "for each row execute function private.touch_updated_at()")
+    db.migrate(fresh_db)
+    with psycopg.connect(db.role_url(fresh_db, "kitsu_owner")) as conn:
+        left = conn.execute(
+            "select (select count(*) from pg_proc where proname in ('planted_removed', 'planted_touch')),"
+            "       (select count(*) from pg_class where relname = 'planted_removed_view'),"
+            "       (select count(*) from pg_trigger where tgname = 'planted_removed_trigger'),"
+            "       (select count(*) from pg_proc where proname = 'touch_updated_at')").fetchone()
+    assert left == (0, 0, 0, 1)
+
+
+def test_a_removed_function_that_state_still_needs_fails_the_migrate(fresh_db):
+    with psycopg.connect(db.role_url(fresh_db, "kitsu_owner")) as conn:
+        conn.execute("create function private.planted_rule() returns boolean language sql stable as 'select true'")
+        conn.execute("create policy planted_policy on data.genres for select to anon using (private.planted_rule())")
+    with pytest.raises(psycopg.errors.DependentObjectsStillExist, match="planted_rule"):
+        db.migrate(fresh_db)
+
+
+def test_revoking_a_grant_line_revokes_the_privilege(fresh_db):
+    with psycopg.connect(db.role_url(fresh_db, "kitsu_owner")) as conn:  # a grant grants.sql never had
+        conn.execute("grant select on data.ingest_settings to anon")
+        conn.execute("grant execute on function ingest.keeps(text[], text[], text) to web_user")
+    db.migrate(fresh_db)
+    with psycopg.connect(db.role_url(fresh_db, "kitsu_owner")) as conn:
+        assert conn.execute("select has_table_privilege('anon', 'data.ingest_settings', 'select'),"
+                            " has_function_privilege('web_user', 'ingest.keeps(text[], text[], text)', 'execute')"
+                            ).fetchone() == (False, False)
