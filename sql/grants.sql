@@ -41,7 +41,8 @@ grant select on api.anime, api.episodes, api.episode_sources, api.schedule to an
 grant execute on function api.search_anime(text, text, text, integer, text, text) to anon, web_user;
 
 -- web_user: the caller's own rows (RLS) ----------------------------------------------------
-grant execute on function private.has_permission(text), private.revoke_own_session() to web_user;
+grant execute on function private.has_permission(text), private.revoke_own_session(),
+  private.session_live(timestamptz, timestamptz) to web_user;
 grant select (id, email, display_name, avatar_url, is_active, created_at) on data.users to web_user;
 grant update (display_name, avatar_url) on data.users to web_user;
 grant select on data.roles, data.permissions, data.role_permissions, data.user_roles to web_user;

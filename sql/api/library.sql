@@ -225,7 +225,7 @@ matched anime_id (null when nothing matched) and how it matched.$$;
 create view api.sessions with (security_invoker = true) as
 select s.id, s.created_at, s.last_used_at, s.user_agent, s.ip, s.id = private.sid() as current
   from data.sessions s
- where s.revoked_at is null and s.expires_at > now();
+ where private.session_live(s.revoked_at, s.expires_at);
 comment on view api.sessions is $$The caller's signed-in devices
 DELETE ?id=eq.X signs that device out: its tokens stop working on their next request.$$;
 comment on column api.sessions.id is 'Session id (the sid claim of its tokens).';

@@ -97,7 +97,7 @@ language sql stable security definer set search_path = '' as $$
   select exists (
     select 1 from data.sessions s join data.users u on u.id = s.user_id
      where s.id = p_session_id and s.user_id = p_user_id and u.is_active
-       and s.revoked_at is null and s.expires_at > now())
+       and private.session_live(s.revoked_at, s.expires_at))
 $$;
 
 /* Step 1 of a password change (Bearer of a live session): the current password is checked

@@ -224,7 +224,7 @@ select u.id, u.email, u.display_name, u.avatar_url, u.is_active,
                from data.user_roles ur join data.role_permissions rp on rp.role = ur.role
               where ur.user_id = u.id order by rp.permission) as permissions,
        (select count(*)::integer from data.sessions s
-         where s.user_id = u.id and s.revoked_at is null and s.expires_at > now()) as live_sessions,
+         where s.user_id = u.id and private.session_live(s.revoked_at, s.expires_at)) as live_sessions,
        (select max(s.last_used_at) from data.sessions s where s.user_id = u.id) as last_seen_at,
        u.created_at, u.updated_at
   from data.users u

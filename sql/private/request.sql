@@ -18,6 +18,14 @@ language sql stable set search_path = '' as $$
 $$;
 
 
+-- The one definition of a live session: not revoked and not expired. No SET clause, so it is
+-- inlined where it is used and its conditions still reach the indexes. (Columns, not the row:
+-- web_user may read only some of data.sessions' columns.)
+create or replace function private.session_live(revoked_at timestamptz, expires_at timestamptz) returns boolean
+language sql stable as $$
+  select revoked_at is null and expires_at > now()
+$$;
+
 -- Headers every PostgREST response should carry (contract §4 lists the same for auth_service).
 create or replace function private.security_headers() returns jsonb
 language sql immutable set search_path = '' as $$
@@ -94,7 +102,7 @@ begin
   -- tokens stop working at once, like a revoked session's
   if not exists (select 1 from data.sessions s join data.users u on u.id = s.user_id
                   where s.id = session and s.user_id = caller
-                    and s.revoked_at is null and s.expires_at > now() and u.is_active) then
+                    and private.session_live(s.revoked_at, s.expires_at) and u.is_active) then
     perform private.raise_error(401, 'session_expired', 'This session has ended; sign in again.');
   end if;
   perform set_config('response.headers', private.response_headers(true), true);
