@@ -36,8 +36,9 @@ test: venv postgrest ## the whole suite (what CI runs): DATABASE_URL, the defaul
 test-fast: venv ## unit and SQL tests only (no service processes), well under a minute
 	$(PY) -m pytest -m "not processes" -q $(PYTEST_ARGS)
 
-lint: venv ## ruff, and the import contracts of pyproject.toml (product never imports ops; no cycles)
+lint: venv ## ruff, mypy on the product, and the import contracts (product never imports ops; no cycles)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 bench: venv postgrest ## PostgREST benchmark with wrk (seeds 20,000 anime, 1,000 users)

@@ -46,7 +46,7 @@ def role_url(dbname: str, role: str | None = None, *, scheme: str = "postgresql"
         if password := os.environ.get(ROLE_PASSWORDS.get(role, ""), ""):
             params["password"] = password
     host, port = params.get("host", "127.0.0.1"), params.get("port", "5432")
-    auth = params["user"] + (f":{params['password']}" if params.get("password") else "")
+    auth = str(params["user"]) + (f":{params['password']}" if params.get("password") else "")
     return f"{scheme}://{auth}@{host}:{port}/{dbname}"
 
 

@@ -15,7 +15,7 @@ import json
 import logging
 import random
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -115,7 +115,7 @@ class Upstream:
             follow_redirects=False,
         )
 
-    async def __aenter__(self) -> Upstream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

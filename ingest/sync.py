@@ -130,7 +130,7 @@ async def episodes(
         while True:
             results, next_cursor, total = await kodik.list_page(cursor)
             pages_total = math.ceil(total / clients.KODIK_PAGE_SIZE) if total is not None else None
-            new_cursor = {"next": next_cursor} if next_cursor else {"done": True}
+            new_cursor: dict[str, Any] = {"next": next_cursor} if next_cursor else {"done": True}
             await stage(
                 conn,
                 "select ingest.stage_episodes(%s, %s, %s, %s, %s, %s)",
