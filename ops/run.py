@@ -23,9 +23,11 @@ for _signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_signum, _stopped_before_starting)
 
 import os  # noqa: E402 - after the handlers: a stop during these imports is still a clean stop
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from ops import db, embedded_pg, env, services  # noqa: E402
+from database import build as db  # noqa: E402
+from ops import embedded_pg, env, services  # noqa: E402
 from ops.supervisor import Stop, Supervisor  # noqa: E402
 
 RUN_DIR = Path(os.environ.get("KITSU_RUN_DIR", db.ROOT / "run"))
@@ -111,8 +113,14 @@ def serve(supervisor: Supervisor) -> None:
     if not pending:
         print(ready, flush=True)
 
+    next_look = [0.0]
+
     def announce_when_synced() -> None:
-        if pending and operations.first_sync_finished(dbname, since_id=pending["since"]):
+        # once a second, not every supervision round: each look is a query on a fresh connection
+        if not pending or time.monotonic() < next_look[0]:
+            return
+        next_look[0] = time.monotonic() + 1.0
+        if operations.first_sync_finished(dbname, since_id=pending["since"]):
             pending.clear()
             print(ready, flush=True)
 

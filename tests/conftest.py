@@ -19,7 +19,8 @@ import psycopg
 import pytest
 
 from auth_service import keys
-from ops import db, embedded_pg, services
+from database import build as db
+from ops import embedded_pg, services
 
 LOG_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 # fixtures that start real processes (PostgREST, uvicorn, workers, the upstream, `make run`):

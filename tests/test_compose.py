@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from ops import db
+from database import build as db
 
 SECRETS = ["POSTGRES_PASSWORD", "KITSU_OWNER_PASSWORD", "AUTHENTICATOR_PASSWORD", "AUTH_SERVICE_DB_PASSWORD",
            "INGEST_DB_PASSWORD", "PGRST_JWT_SECRET", "AUTH_JWT_KEYS"]
@@ -68,7 +68,7 @@ def test_compose_configures_postgrest_as_make_run_does(tmp_path):
     assert compose_postgrest_env(tmp_path) == ours
 
 
-def test_the_agreement_test_sees_a_drift(tmp_path, monkeypatch):
+def test_the_agreement_test_sees_a_drift(tmp_path):
     from ops import services
 
     drifted = services.postgrest_env("kitsu", jwks_json="{}", port=1, admin_port=2, pool=7)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ops import db
+from database import build as db
 
 PACKAGES = ["auth_service", "ingest", "database", "ops", "fake_upstream", "tests"]
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))

@@ -21,7 +21,8 @@ import httpx
 import psycopg
 import pytest
 
-from ops import db, services
+from database import build as db
+from ops import services
 
 
 def start_run(env: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, str], list[str]]:

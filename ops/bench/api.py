@@ -30,7 +30,8 @@ from typing import Any
 import jwt
 
 from auth_service import keys
-from ops import db, services
+from database import build as db
+from ops import services
 from ops.bench import catalog
 from ops.bench.cpu import cores_used, cpu_seconds
 

@@ -31,7 +31,8 @@ import psycopg
 
 from auth_service import keys
 from auth_service.settings import Settings
-from ops import db, services
+from database import build as db
+from ops import services
 from ops.bench.cpu import cpu_seconds
 from ops.launch import auth_process
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import psycopg
 
+from database import build as db
 from ingest import operations
-from ops import db, launch
+from ops import launch
 from ops.services import Service
 
 TICKS = os.sysconf("SC_CLK_TCK")

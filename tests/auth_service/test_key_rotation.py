@@ -15,7 +15,8 @@ import psycopg
 from psycopg import sql
 
 from auth_service import keys
-from ops import db, services
+from database import build as db
+from ops import services
 from tests.auth_service.conftest import Api, new_email
 from tests.conftest import TEST_KID
 

@@ -11,7 +11,8 @@ import httpx
 import psycopg
 import pytest
 
-from ops import db, services
+from database import build as db
+from ops import services
 from tests.auth_service.conftest import Api, new_email, new_ip
 from tests.conftest import owner_connect
 

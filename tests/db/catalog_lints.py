@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from ops import db
+from database import build as db
 
 # schemas whose tables are private: never exposed, always under row-level security
 PRIVATE_SCHEMAS = "('data', 'private', 'auth', 'ingest')"

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ops import db
+from database import build as db
 from tests.helpers import PLACEHOLDER_HASH
 
 

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from database import build as db
 from fake_upstream import fixtures
-from ops import db
 
 BASE = "https://shikimori.example"
 TITLES = fixtures.generate(60)
