@@ -20,6 +20,7 @@ log = logging.getLogger("auth_service")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# The same list as private.security_headers() in SQL (tests/test_rule_owners.py proves it).
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),

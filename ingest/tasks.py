@@ -1,6 +1,7 @@
 """Ingest tasks. Names are the contract (§8): sync_catalog, sync_schedule, sync_episodes; each
-takes {} for a full run. Every sync carries lock = queueing_lock = "ingest:<task>" (the same
-strings as ingest.defer in SQL): with any number of workers one runs and at most one waits.
+takes {} for a full run. Every sync carries lock = queueing_lock = "ingest:<task>", as its row
+of data.sync_tasks says (the owner of the task list; tests/ingest/test_tasks.py proves they
+agree): with any number of workers one runs and at most one waits.
 Periodic ticks (cron from the environment) ask ``ingest.tick`` whether to defer a sync.
 """
 

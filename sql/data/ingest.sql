@@ -40,10 +40,27 @@ comment on column data.ingest_settings.auto_publish is 'Publish staging into the
 comment on column data.ingest_settings.blacklist_titles is 'Case-insensitive substrings; a title matching any of them in any language is not staged.';
 insert into data.ingest_settings default values;
 
+-- The sync tasks, one owner for their names and locks: every sync job carries lock =
+-- queueing_lock = its task's lock (one runs, at most one waits). ingest/tasks.py declares the
+-- same tasks to Procrastinate; tests/ingest/test_tasks.py proves the two agree.
+create table data.sync_tasks (
+  task text primary key,
+  lock text not null unique,
+  description text not null,
+  constraint sync_tasks_lock_format check (lock = 'ingest:' || task)
+);
+alter table data.sync_tasks enable row level security;
+comment on table data.sync_tasks is 'The sync tasks and the lock (= queueing lock) of their jobs: one runs, at most one waits.';
+insert into data.sync_tasks (task, lock, description) values
+  ('sync_catalog', 'ingest:sync_catalog', 'Titles from Shikimori, page by page.'),
+  ('sync_schedule', 'ingest:sync_schedule', 'Airing schedule of ongoing titles from Shikimori.'),
+  ('sync_episodes', 'ingest:sync_episodes', 'Players and episodes from Kodik.'),
+  ('autoupdate', 'ingest:autoupdate', 'Recently updated titles: catalog, then their episodes.');
+
 -- One row per sync attempt chain: a job that dies is resumed by the next job on the same row.
 create table data.sync_runs (
   id              bigint primary key generated always as identity,
-  task            text not null,
+  task            text not null references data.sync_tasks (task),
   status          text not null default 'running',
   args            jsonb not null default '{}',
   tick            bigint,
@@ -65,15 +82,15 @@ create table data.sync_runs (
   started_at      timestamptz not null default now(),
   progressed_at   timestamptz not null default now(),
   finished_at     timestamptz,
-  constraint sync_runs_task_valid check (task in ('sync_catalog', 'sync_schedule', 'sync_episodes', 'autoupdate')),
   constraint sync_runs_status_valid check (status in ('running', 'interrupted', 'succeeded', 'failed', 'cancelled')),
   constraint sync_runs_finished_consistent check ((finished_at is null) = (status in ('running', 'interrupted'))),
   constraint sync_runs_counts_nonnegative check (
     pages_done >= 0 and items_fetched >= 0 and items_inserted >= 0 and items_updated >= 0
     and items_unchanged >= 0 and items_skipped >= 0 and requests >= 0)
 );
--- a sync never runs twice at once: one unfinished run per task
-create unique index sync_runs_one_unfinished_idx on data.sync_runs (task) where status in ('running', 'interrupted');
+-- a sync never runs twice at once: one unfinished run per task (unfinished = finished_at is
+-- null; sync_runs_finished_consistent ties it to the status)
+create unique index sync_runs_one_unfinished_idx on data.sync_runs (task) where finished_at is null;
 create index sync_runs_task_started_idx on data.sync_runs (task, started_at desc);
 alter table data.sync_runs enable row level security;
 comment on table data.sync_runs is 'Sync runs: status, progress (cursor, pages, items) and errors, committed page by page.';

@@ -1,25 +1,27 @@
 -- Jobs: deferring syncs from SQL (operators, periodic ticks, the stalled-job sweeper), the
--- emergency stop and the settings. Every sync job carries lock = queueing_lock =
--- 'ingest:<task>' (ingest/tasks.py uses the same strings): one runs, at most one waits.
+-- emergency stop and the settings. Every sync job carries lock = queueing_lock = its task's lock
+-- in data.sync_tasks (ingest/tasks.py declares the same): one runs, at most one waits.
 
 create or replace function ingest.sync_tasks() returns text[]
-language sql immutable parallel safe set search_path = '' as $$
-  select array['sync_catalog', 'sync_schedule', 'sync_episodes', 'autoupdate']
+language sql stable parallel safe set search_path = '' as $$
+  select array_agg(t.task order by t.task) from data.sync_tasks t
 $$;
 
 /* Queue a sync job; null when one is already waiting (its queueing lock is taken). */
 create or replace function ingest.defer(p_task text, p_args jsonb default '{}') returns bigint
 language plpgsql volatile security definer set search_path = '' as $$
 declare
+  v_lock text;
   v_ids bigint[];
 begin
-  if not p_task = any (ingest.sync_tasks()) then
+  select t.lock into v_lock from data.sync_tasks t where t.task = p_task;
+  if v_lock is null then
     raise exception 'unknown sync task %', p_task using errcode = 'KI005',
-      hint = 'one of sync_catalog, sync_schedule, sync_episodes, autoupdate';
+      hint = 'one of ' || pg_catalog.array_to_string(ingest.sync_tasks(), ', ');
   end if;
   begin
     v_ids := procrastinate.procrastinate_defer_jobs_v1(array[
-      row('sync', p_task, 0, 'ingest:' || p_task, 'ingest:' || p_task, coalesce(p_args, '{}'), null)
+      row('sync', p_task, 0, v_lock, v_lock, coalesce(p_args, '{}'), null)
         ::procrastinate.procrastinate_job_to_defer_v1]);
   exception when unique_violation then
     return null;
@@ -39,7 +41,7 @@ begin
   return ingest.defer(p_task, p_args);
 end
 $$;
-comment on function ingest.trigger_sync(text, jsonb) is 'Queue a sync (sync_catalog, sync_schedule, sync_episodes, autoupdate); null if one already waits.';
+comment on function ingest.trigger_sync(text, jsonb) is 'Queue a sync (a task of data.sync_tasks); null if one already waits.';
 
 /* A periodic tick: does p_task have work now? The settings decide (mode, stop, intervals,
    autoupdate switch); a sync already queued or running makes the tick a no-op. Returns what

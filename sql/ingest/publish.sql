@@ -9,6 +9,13 @@ language sql immutable parallel safe set search_path = '' as $$
   select p_field = any (p_edited) or p_field = any (p_locked) or '*' = any (p_locked)
 $$;
 
+/* The content fields ingest may write on a title: those an editor neither changed nor locked. */
+create or replace function ingest.writable_fields(p_edited text[], p_locked text[]) returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select array(select f from unnest(private.anime_content_fields()) f
+                where not ingest.keeps(p_edited, p_locked, f))
+$$;
+
 /* Publish every staged change (or only the titles in p_only). p_run_id: the run calling it
    (its own rows count as finished). Returns what changed, by table. */
 create or replace function ingest.publish(p_run_id bigint default null, p_only integer[] default null)
@@ -38,7 +45,7 @@ begin
      and sa.matched_by is distinct from 'unmatched'
      and (p_only is null or sa.shikimori_id = any (p_only))
      and (sa.run_id is null or sa.run_id = p_run_id
-          or not exists (select 1 from data.sync_runs r where r.id = sa.run_id and r.status in ('running', 'interrupted')));
+          or not exists (select 1 from data.sync_runs r where r.id = sa.run_id and r.finished_at is null));
 
   insert into data.genres as g (id, name, name_ru)
   select distinct on ((x ->> 'id')::integer) (x ->> 'id')::integer, x ->> 'name', nullif(x ->> 'russian', '')
@@ -51,22 +58,20 @@ begin
   get diagnostics v_n = row_count;
   v_result := v_result || jsonb_build_object('genres_written', v_n);
 
-  -- new titles
+  -- new titles: the payload's content fields, in the state the settings say
   with ins as (
     insert into data.anime (shikimori_id, title, title_ru, title_en, title_original, synonyms, kind, status,
                             episodes_total, episodes_aired, score, rating, year, season, aired_on, released_on,
                             next_episode_at, poster_url, description, state, source, content_hash, genres)
-    select sa.shikimori_id, p ->> 'title', p ->> 'title_ru', p ->> 'title_en', p ->> 'title_original',
-           array(select jsonb_array_elements_text(p -> 'synonyms')), p ->> 'kind', p ->> 'status',
-           (p ->> 'episodes_total')::integer, (p ->> 'episodes_aired')::integer, (p ->> 'score')::numeric,
-           p ->> 'rating', (p ->> 'year')::integer, p ->> 'season', (p ->> 'aired_on')::date,
-           (p ->> 'released_on')::date, (p ->> 'next_episode_at')::timestamptz, p ->> 'poster_url',
-           p ->> 'description', s.new_title_state, 'parser', sa.content_hash,
+    select sa.shikimori_id, r.title, r.title_ru, r.title_en, r.title_original, r.synonyms, r.kind, r.status,
+           r.episodes_total, r.episodes_aired, r.score, r.rating, r.year, r.season, r.aired_on, r.released_on,
+           r.next_episode_at, r.poster_url, r.description, s.new_title_state, 'parser', sa.content_hash,
            -- what the genre links below will give it, so they need not rewrite the new row
-           private.genre_names(array(select (x ->> 'id')::integer from jsonb_array_elements(p -> 'genres') x))
+           private.genre_names(array(select (x ->> 'id')::integer from jsonb_array_elements(sa.payload -> 'genres') x))
       from data.staging_anime sa
       join unnest(v_ids) c(id) on c.id = sa.shikimori_id
-     cross join lateral (select sa.payload as p) x
+     cross join lateral jsonb_populate_record(null::data.anime,
+                          private.jsonb_pick(sa.payload, private.anime_content_fields())) r
      where sa.anime_id is null and sa.matched_by is null
     on conflict (shikimori_id) do nothing
     returning id, shikimori_id
@@ -76,33 +81,16 @@ begin
   get diagnostics v_n = row_count;
   v_result := v_result || jsonb_build_object('anime_inserted', v_n);
 
-  -- changed titles: every field but the ones an editor changed or locked
+  -- changed titles: the title row with every content field but the ones an editor changed or
+  -- locked replaced from the payload; written only when something differs
   with n as (
-    select a.id,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'title') then a.title else p ->> 'title' end as title,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'title_ru') then a.title_ru else p ->> 'title_ru' end as title_ru,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'title_en') then a.title_en else p ->> 'title_en' end as title_en,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'title_original') then a.title_original else p ->> 'title_original' end as title_original,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'synonyms') then a.synonyms else array(select jsonb_array_elements_text(p -> 'synonyms')) end as synonyms,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'kind') then a.kind else p ->> 'kind' end as kind,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'status') then a.status else p ->> 'status' end as status,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'episodes_total') then a.episodes_total else (p ->> 'episodes_total')::integer end as episodes_total,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'episodes_aired') then a.episodes_aired else (p ->> 'episodes_aired')::integer end as episodes_aired,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'score') then a.score else (p ->> 'score')::numeric end as score,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'rating') then a.rating else p ->> 'rating' end as rating,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'year') then a.year else (p ->> 'year')::integer end as year,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'season') then a.season else p ->> 'season' end as season,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'aired_on') then a.aired_on else (p ->> 'aired_on')::date end as aired_on,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'released_on') then a.released_on else (p ->> 'released_on')::date end as released_on,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'next_episode_at') then a.next_episode_at else (p ->> 'next_episode_at')::timestamptz end as next_episode_at,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'poster_url') then a.poster_url else p ->> 'poster_url' end as poster_url,
-      case when ingest.keeps(a.edited_fields, a.locked_fields, 'description') then a.description else p ->> 'description' end as description,
-      case when a.shikimori_id is null then sa.shikimori_id else a.shikimori_id end as shikimori_id,
-      sa.content_hash
-    from data.staging_anime sa
-    join unnest(v_ids) c(id) on c.id = sa.shikimori_id
-    join data.anime a on a.id = sa.anime_id
-   cross join lateral (select sa.payload as p) x
+    select (jsonb_populate_record(a,
+              private.jsonb_pick(sa.payload, ingest.writable_fields(a.edited_fields, a.locked_fields))
+              || jsonb_build_object('shikimori_id', coalesce(a.shikimori_id, sa.shikimori_id),
+                                    'content_hash', sa.content_hash))).*
+      from data.staging_anime sa
+      join unnest(v_ids) c(id) on c.id = sa.shikimori_id
+      join data.anime a on a.id = sa.anime_id
   )
   update data.anime a
      set title = n.title, title_ru = n.title_ru, title_en = n.title_en, title_original = n.title_original,
@@ -112,14 +100,7 @@ begin
          poster_url = n.poster_url, description = n.description, shikimori_id = n.shikimori_id,
          content_hash = n.content_hash
     from n
-   where a.id = n.id
-     and (a.title, a.title_ru, a.title_en, a.title_original, a.synonyms, a.kind, a.status, a.episodes_total,
-          a.episodes_aired, a.score, a.rating, a.year, a.season, a.aired_on, a.released_on, a.next_episode_at,
-          a.poster_url, a.description, a.shikimori_id, a.content_hash)
-         is distinct from
-         (n.title, n.title_ru, n.title_en, n.title_original, n.synonyms, n.kind, n.status, n.episodes_total,
-          n.episodes_aired, n.score, n.rating, n.year, n.season, n.aired_on, n.released_on, n.next_episode_at,
-          n.poster_url, n.description, n.shikimori_id, n.content_hash);
+   where a.id = n.id and row(a.*) is distinct from row(n.*);
   get diagnostics v_n = row_count;
   v_result := v_result || jsonb_build_object('anime_updated', v_n);
 
@@ -161,7 +142,7 @@ begin
      and coalesce(sa.anime_id, a.id) is not null
      and (p_only is null or se.shikimori_id = any (p_only))
      and (se.run_id is null or se.run_id = p_run_id
-          or not exists (select 1 from data.sync_runs r where r.id = se.run_id and r.status in ('running', 'interrupted')));
+          or not exists (select 1 from data.sync_runs r where r.id = se.run_id and r.finished_at is null));
 
   insert into data.translations as t (id, title, type)
   select distinct on (se.translation_id) se.translation_id, se.translation_title, se.translation_type
@@ -208,7 +189,7 @@ begin
        and coalesce(sa.anime_id, a.id) is not null
        and (p_only is null or ss.shikimori_id = any (p_only))
        and (ss.run_id is null or ss.run_id = p_run_id
-            or not exists (select 1 from data.sync_runs r where r.id = ss.run_id and r.status in ('running', 'interrupted')))
+            or not exists (select 1 from data.sync_runs r where r.id = ss.run_id and r.finished_at is null))
   ), up as (
     insert into data.schedule as d (anime_id, episode_number, airs_at)
     select c.anime_id, ss.episode_number, ss.airs_at

@@ -19,7 +19,7 @@ begin
   update data.sync_runs
      set status = 'running', job_id = p_job_id, worker_pid = p_worker_pid,
          attempts = attempts + 1, progressed_at = now()
-   where task = p_task and status in ('running', 'interrupted')
+   where task = p_task and finished_at is null
   returning * into r;
   if found then
     return r;
@@ -70,7 +70,7 @@ declare
   v_published jsonb;
 begin
   select * into r from data.sync_runs where id = p_run_id for update;
-  if not found or r.job_id is distinct from p_job_id or r.status not in ('running', 'interrupted') then
+  if not found or r.job_id is distinct from p_job_id or r.finished_at is not null then
     raise exception 'sync run % is no longer owned by job %', p_run_id, p_job_id using errcode = 'KI001';
   end if;
   if p_status = 'succeeded' and p_publish and (select s.auto_publish from data.ingest_settings s) then

@@ -18,12 +18,20 @@
    are granted to nobody. Code: re-applied with create or replace; changing a view's columns or
    a function's return type needs a drop first. */
 
--- Fields an admin may edit (keys of the patch of api.admin_update_anime) and lock.
-create or replace function private.anime_editable_fields() returns text[]
+/* A title's content: the fields ingest writes from a staged payload (whose keys are these
+   column names, see ingest.shikimori_payload) and editors may change or lock. One list, read by
+   ingest.publish, the admin RPCs and their hints. */
+create or replace function private.anime_content_fields() returns text[]
 language sql immutable parallel safe set search_path = '' as $$
   select array['title', 'title_ru', 'title_en', 'title_original', 'synonyms', 'kind', 'status',
                'episodes_total', 'episodes_aired', 'score', 'rating', 'year', 'season', 'aired_on',
-               'released_on', 'next_episode_at', 'poster_url', 'description', 'state']
+               'released_on', 'next_episode_at', 'poster_url', 'description']
+$$;
+
+-- Fields an admin may edit (keys of the patch of api.admin_update_anime) and lock.
+create or replace function private.anime_editable_fields() returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select private.anime_content_fields() || 'state'::text
 $$;
 
 -- The state machine of original-system §1.5; staying in the same state is always allowed.
@@ -143,17 +151,16 @@ language sql stable set search_path = '' as $$
   select nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name)
 $$;
 
-/* The client address: the right-most X-Forwarded-For entry, i.e. the one our reverse proxy
-   appended (earlier entries are whatever the client claimed), else X-Real-IP. Without a proxy
-   in front of PostgREST these headers are client-controlled, so treat the value as a hint. */
+/* The client address: the right-most X-Forwarded-For entry. The gateway (contract §10) writes
+   that header itself, overwriting what the client sent, and auth_service reads the same entry
+   from its trusted proxies (auth_service/web.py client_ip). Without the gateway in front of
+   PostgREST the header is client-controlled, so the audit log treats it as a hint. */
 create or replace function private.client_ip() returns inet
 language plpgsql stable set search_path = '' as $$
 declare
-  candidate text := btrim((pg_catalog.string_to_array(private.request_header('x-forwarded-for'), ','))[
-                      cardinality(pg_catalog.string_to_array(private.request_header('x-forwarded-for'), ','))]);
+  hops text[] := pg_catalog.string_to_array(private.request_header('x-forwarded-for'), ',');
 begin
-  candidate := coalesce(nullif(candidate, ''), btrim(private.request_header('x-real-ip')));
-  return candidate::inet;
+  return nullif(btrim(hops[cardinality(hops)]), '')::inet;
 exception when others then
   return null;  -- a malformed header must not fail the audited request
 end

@@ -8,7 +8,7 @@
    - the *_all views are the same rows ungated, read by the security definer RPCs for their
      answers; no grant.
    - functions called inside the gated views run as the caller (web_user): the views call none
-     but the gate, and name the sync tasks literally (ingest.sync_tasks() is not granted).
+     but the gate, and read the sync tasks from data.sync_tasks (as the view's owner).
 
    The engine (sql/ingest/) is not changed: the RPCs check permissions, validate, lock,
    call ingest.* and audit. Code: re-applied with create or replace. */
@@ -38,12 +38,12 @@ select s.mode, s.stopped_at is not null as stopped, s.stopped_at, s.stopped_reas
        s.allowed_translation_types, s.allowed_translations, s.allowed_qualities,
        s.blacklist_titles, s.blacklist_shikimori_ids, s.updated_at,
        (select count(*)::integer from procrastinate.procrastinate_jobs j
-         where j.task_name in ('sync_catalog', 'sync_schedule', 'sync_episodes', 'autoupdate')
+         where j.task_name in (select t.task from data.sync_tasks t)
            and j.status = 'todo') as jobs_queued,
        (select count(*)::integer from procrastinate.procrastinate_jobs j
-         where j.task_name in ('sync_catalog', 'sync_schedule', 'sync_episodes', 'autoupdate')
+         where j.task_name in (select t.task from data.sync_tasks t)
            and j.status = 'doing') as jobs_running,
-       (select count(*)::integer from data.sync_runs r where r.status in ('running', 'interrupted'))
+       (select count(*)::integer from data.sync_runs r where r.finished_at is null)
          as runs_unfinished
   from data.ingest_settings s;
 
@@ -77,7 +77,7 @@ select j.id, j.task_name as task, j.status::text as status, j.args, j.attempts, 
          where e.job_id = j.id and e.type = 'started') as started_at,
        (select r.id from data.sync_runs r where r.job_id = j.id order by r.id desc limit 1) as run_id
   from procrastinate.procrastinate_jobs j
- where j.task_name in ('sync_catalog', 'sync_schedule', 'sync_episodes', 'autoupdate');
+ where j.task_name in (select t.task from data.sync_tasks t);
 
 /* The staging area: each staged Shikimori title with its match and publish state, ungated.
    publish_state: published (this version is in the catalog), pending (changes wait for the next

@@ -26,14 +26,16 @@ language sql stable as $$
   select revoked_at is null and expires_at > now()
 $$;
 
--- Headers every PostgREST response should carry (contract §4 lists the same for auth_service).
+-- Headers every PostgREST response should carry (contract §4, §10). auth_service sends the same
+-- list (auth_service/web.py SECURITY_HEADERS); tests/test_rule_owners.py proves they agree.
 create or replace function private.security_headers() returns jsonb
 language sql immutable set search_path = '' as $$
   select jsonb_build_object(
     'X-Content-Type-Options', 'nosniff',
     'X-Frame-Options', 'DENY',
     'Referrer-Policy', 'no-referrer',
-    'Content-Security-Policy', 'default-src ''none''; frame-ancestors ''none''')
+    'Content-Security-Policy', 'default-src ''none''; frame-ancestors ''none''',
+    'Cross-Origin-Resource-Policy', 'same-site')
 $$;
 
 /* Raise a project error (catalogue: docs/errors.md). PostgREST turns sqlstate PGRST into an
