@@ -8,6 +8,8 @@ compose.yaml; the product never imports this module.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from auth_service import keys
 from auth_service.process import check_settings, fresh_metrics_dir, uvicorn_argv
 from database.build import ROOT, role_url
 from fake_upstream import OFFLINE_KODIK_TOKEN
+from gateway.config import EdgeSettings, render
 from ops.services import Service, free_port
 
 PROCRASTINATE = str(Path(sys.executable).with_name("procrastinate"))
@@ -154,3 +157,53 @@ def public_jwks_json(env: Mapping[str, str]) -> str:
     keys_dir = env.get("AUTH_JWT_KEYS_DIR")
     pems = keys.load_private_keys(env.get("AUTH_JWT_KEYS"), Path(keys_dir) if keys_dir else None)
     return keys.jwks_json(pems)
+
+
+def nginx_binary() -> str | None:
+    """Debian's nginx, if installed (it lives in /usr/sbin, often not on a user's PATH)."""
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+
+
+def gateway_process(
+    *,
+    postgrest: Service,
+    postgrest_admin: str,
+    auth: Service,
+    run_dir: Path,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+) -> Service:
+    """nginx in the foreground with the gateway configuration rendered into ``run_dir``
+    (gateway/config.py; the same template compose renders). ``env`` overrides the edge
+    settings (CORS_ALLOWED_ORIGINS, GATEWAY_*). ready_url is the gateway's /health."""
+    binary = nginx_binary()
+    if binary is None:
+        raise FileNotFoundError("nginx is not installed (Debian package nginx)")
+    assert postgrest.url and auth.url
+    edge = EdgeSettings(**{name.lower(): value for name, value in (env or {}).items()})  # over os.environ
+    port = port or edge.gateway_port
+    run_dir.mkdir(parents=True, exist_ok=True)
+    temp = run_dir / "temp"
+    cache = run_dir / "cache"
+    for path in (temp, cache):
+        path.mkdir(exist_ok=True)
+    access_log = log_path.with_name(log_path.stem + "-access.log") if log_path else run_dir / "access.log"
+    (run_dir / "kitsu.conf").write_text(render(
+        edge, listen=f"127.0.0.1:{port}", postgrest=postgrest.url.removeprefix("http://"),
+        postgrest_admin=postgrest_admin.removeprefix("http://"), auth=auth.url.removeprefix("http://"),
+        cache_dir=str(cache), access_log=str(access_log)))
+    # as root (CI), nginx's workers would switch to nobody, who cannot enter a private run
+    # directory; a local tool keeps them as the caller (compose runs the official image instead)
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    (run_dir / "nginx.conf").write_text(
+        f"{user}worker_processes 2;\npid {run_dir / 'nginx.pid'};\n"
+        f"error_log {run_dir / 'error.log'} warn;\n"
+        "events { worker_connections 4096; }\n"
+        "http {\n  default_type application/octet-stream;\n"
+        + "".join(f"  {kind}_temp_path {temp / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        + f"  include {run_dir / 'kitsu.conf'};\n}}\n")
+    argv = [binary, "-p", str(run_dir), "-c", str(run_dir / "nginx.conf"), "-e", str(run_dir / "error.log"),
+            "-g", "daemon off;"]
+    url = f"http://127.0.0.1:{port}"
+    return Service("gateway", argv, {}, ready_url=f"{url}/health", url=url, log_path=log_path)

@@ -25,7 +25,7 @@ from ops import embedded_pg, services
 LOG_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 # fixtures that start real processes (PostgREST, uvicorn, workers, the upstream, `make run`):
 # a test using one is a process-level test, marked `processes` (`make test-fast` leaves them out)
-PROCESS_FIXTURES = {"start_postgrest", "start_auth", "start_worker", "start_upstream", "run_env"}
+PROCESS_FIXTURES = {"start_postgrest", "start_auth", "start_worker", "start_upstream", "start_gateway", "run_env"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -195,3 +195,16 @@ alter table data.schedule enable row level security;
 create policy schedule_public_read on data.schedule for select to anon, web_user
   using (exists (select 1 from data.anime a where a.id = anime_id));
 comment on table data.schedule is 'Upcoming airings from the Shikimori calendar.';
+
+-- The public catalog's version: one counter that every write of a catalog table moves
+-- (sql/private/catalog_cache.sql), the ETag of anonymous catalog responses (contract §10).
+create table data.catalog_version (
+  id         boolean primary key default true,
+  version    bigint not null default 1,
+  changed_at timestamptz not null default now(),
+  constraint catalog_version_one_row check (id)
+);
+alter table data.catalog_version enable row level security;
+create policy catalog_version_public on data.catalog_version for select to anon, web_user using (true);
+comment on table data.catalog_version is 'One row: moves on every write of a public catalog table (the ETag of anonymous catalog responses).';
+insert into data.catalog_version default values;

@@ -79,7 +79,7 @@ $$;
    - A web_user token must name a live session (sid): logging out or revoking a device
      refuses its access tokens on the next request, before they expire.
    - Sets the security headers on every successful response (errors carry them through
-     private.raise_error). */
+     private.raise_error), and the caching headers of anonymous catalog reads. */
 create or replace function private.pre_request() returns void
 language plpgsql stable set search_path = '' as $$
 declare
@@ -92,7 +92,8 @@ begin
     perform private.raise_error(401, 'invalid_token', 'This token cannot be used here.');
   end if;
   if current_user = 'anon' then
-    perform set_config('response.headers', private.response_headers(false), true);
+    perform set_config('response.headers', (private.response_headers(false)::jsonb
+                                            || coalesce(private.catalog_cache_headers(), '[]'))::text, true);
     return;
   end if;
   caller := nullif(claims ->> 'sub', '')::uuid;
