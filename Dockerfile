@@ -1,6 +1,7 @@
-# The product image: the database build (python -m database), auth_service and the ingest
-# workers, with sql/ and migrations/ - no tooling (ops/, tests/). The `dev` stage adds the
-# offline upstream that compose runs when no real upstream is configured.
+# The product image: the database build (python -m database), auth_service, the ingest workers
+# and the gateway's configuration renderer, with sql/ and migrations/ - no tooling (ops/,
+# tests/). The `dev` stage adds the offline upstream that compose runs when no real upstream is
+# configured.
 FROM python:3.11-slim AS product
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client && rm -rf /var/lib/apt/lists/*
@@ -10,10 +11,11 @@ COPY pyproject.toml README.md ./
 COPY auth_service auth_service
 COPY ingest ingest
 COPY database database
+COPY gateway gateway
 RUN pip install --no-cache-dir -e .
 COPY sql sql
 COPY migrations migrations
-RUN useradd --system --uid 10001 kitsu
+RUN useradd --system --uid 10001 kitsu && mkdir /gateway && chown kitsu /gateway
 USER kitsu
 
 FROM product AS dev

@@ -27,7 +27,7 @@ setup: venv postgrest ## roles, database, migrations and api code (keeps data)
 migrate: venv ## apply pending migrations, then rebuild api code and grants
 	$(PY) -m ops.db migrate
 
-run: venv postgrest ## set up, start PostgREST, auth_service, workers (+ offline upstream); Ctrl-C stops
+run: venv postgrest ## set up, start PostgREST, auth_service, the gateway (nginx), workers (+ offline upstream); Ctrl-C stops
 	$(PY) -m ops.run
 
 test: venv postgrest ## the whole suite (what CI runs): DATABASE_URL, the default address, or an embedded cluster

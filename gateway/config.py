@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TEMPLATE = Path(__file__).with_name("kitsu.conf.template")
@@ -21,20 +20,16 @@ ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 SIZE = re.compile(r"[0-9]{1,9}[kKmM]?")
 
 
-def _blank_is_default(value: object) -> object:
-    return None if isinstance(value, str) and not value.strip() else value
-
-
 class EdgeSettings(BaseSettings):
     """The edge's knobs; names as in contract §10."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)  # blank = default
 
-    gateway_port: Annotated[int, BeforeValidator(_blank_is_default)] = Field(8080, ge=1, le=65535)
+    gateway_port: int = Field(default=8080, ge=1, le=65535)
     cors_allowed_origins: str = ""  # comma-separated; empty = no cross-origin access
-    gateway_max_body: Annotated[str, BeforeValidator(_blank_is_default)] = "1m"
-    gateway_cache_seconds: Annotated[int, BeforeValidator(_blank_is_default)] = Field(5, ge=0, le=3600)
-    gateway_hsts: Annotated[bool, BeforeValidator(_blank_is_default)] = False
+    gateway_max_body: str = "1m"
+    gateway_cache_seconds: int = Field(default=5, ge=0, le=3600)
+    gateway_hsts: bool = False
 
     @field_validator("cors_allowed_origins")
     @classmethod

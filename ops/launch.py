@@ -201,7 +201,8 @@ def gateway_process(
         f"error_log {run_dir / 'error.log'} warn;\n"
         "events { worker_connections 4096; }\n"
         "http {\n  default_type application/octet-stream;\n"
-        + "".join(f"  {kind}_temp_path {temp / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        + "".join(f"  {kind}_temp_path {temp / kind};\n"
+                  for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         + f"  include {run_dir / 'kitsu.conf'};\n}}\n")
     argv = [binary, "-p", str(run_dir), "-c", str(run_dir / "nginx.conf"), "-e", str(run_dir / "error.log"),
             "-g", "daemon off;"]

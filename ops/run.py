@@ -1,8 +1,9 @@
 """`make run`: the whole platform in the foreground on this machine, without docker.
 
 Generates .env on first use, sets up roles, database and schema (keeping data), starts
-PostgREST, auth_service, the ingest workers and - unless real upstream URLs are configured - the
-bundled offline upstream, runs a first catalog sync when the catalog is empty, prints one
+PostgREST, auth_service, the gateway (nginx, when installed), the ingest workers and - unless
+real upstream URLs are configured - the bundled offline upstream, runs a first catalog sync when
+the catalog is empty, prints one
 `ready:` line with the URLs, restarts a process that dies (ops/supervisor.py), and stops
 everything it started on Ctrl-C or SIGTERM.
 """
@@ -58,7 +59,15 @@ def main() -> int:
 def serve(supervisor: Supervisor) -> None:
     env.load(env.ensure())
     from ingest import operations
-    from ops.launch import auth_process, public_jwks_json, upstream_env, upstream_process, worker_process
+    from ops.launch import (
+        auth_process,
+        gateway_process,
+        nginx_binary,
+        public_jwks_json,
+        upstream_env,
+        upstream_process,
+        worker_process,
+    )
 
     database = embedded_pg.resolve()  # DATABASE_URL, the default address, or a private cluster
     supervisor.after_stop.append(database.stop)
@@ -87,12 +96,24 @@ def serve(supervisor: Supervisor) -> None:
     urls["api"] = postgrest.url or ""
     urls["api_admin"] = f"http://127.0.0.1:{admin_port}"
 
+    # with the gateway in front, auth_service believes X-Forwarded-For from it alone (contract §10)
+    gateway_binary = nginx_binary()
+    auth_env = {"AUTH_JWT_AUDIENCE": os.environ.get("AUTH_JWT_AUDIENCE", audience)}
+    if gateway_binary and not os.environ.get("AUTH_TRUSTED_PROXIES"):
+        auth_env["AUTH_TRUSTED_PROXIES"] = "127.0.0.1/32"
     auth = start(auth_process(
         dbname, port=int(os.environ.get("AUTH_PORT", "8000")),
         workers=int(os.environ.get("AUTH_WORKERS", "2")),
-        env={"AUTH_JWT_AUDIENCE": os.environ.get("AUTH_JWT_AUDIENCE", audience)},
-        log_path=log_path("auth_service")))
+        env=auth_env, log_path=log_path("auth_service")))
     urls["auth"] = auth.url or ""
+
+    if gateway_binary:
+        gateway = start(gateway_process(postgrest=postgrest, postgrest_admin=urls["api_admin"], auth=auth,
+                                        run_dir=RUN_DIR / "gateway", log_path=log_path("gateway")))
+        urls = {"gateway": gateway.url or "", **urls}  # the one origin comes first
+    else:
+        print("gateway: nginx is not installed (Debian package nginx); serving the direct ports only",
+              flush=True)
 
     for number in range(1, int(os.environ.get("INGEST_WORKERS", "1")) + 1):
         start(worker_process(dbname, name=f"worker-{number}", env=worker_env,

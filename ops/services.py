@@ -3,6 +3,7 @@ tests, so both run PostgREST, uvicorn and workers exactly the same way."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -96,6 +97,13 @@ class Service:
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signum)
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL what is left of the process group once its leader has exited (nginx or uvicorn
+        workers of a killed master would keep the port and block the restart)."""
+        if self.process is not None and self.process.poll() is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -89,6 +89,7 @@ class Supervisor:
             if returncode is None or self.stopping:
                 continue
             if child.restart_at is None:
+                child.service.kill_leftovers()
                 child.crashes = [t for t in child.crashes if now - t < CRASH_WINDOW] + [now]
                 backoff = min(MAX_BACKOFF, 2.0 ** (len(child.crashes) - 1))
                 child.restart_at = now + backoff
@@ -126,5 +127,6 @@ class Supervisor:
             child.service.signal(signal.SIGKILL)
             if child.service.process is not None:
                 child.service.process.wait()
+            child.service.kill_leftovers()
         for action in reversed(self.after_stop):
             action()

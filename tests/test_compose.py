@@ -26,9 +26,10 @@ def compose_config(tmp_path, env: dict[str, str]) -> subprocess.CompletedProcess
 def test_compose_file_is_valid_and_has_every_service(tmp_path):
     result = compose_config(tmp_path, {name: "secret-value" for name in SECRETS})
     assert result.returncode == 0, result.stderr
-    for service in ("db:", "migrate:", "postgrest:", "auth:", "worker:", "upstream:"):
+    for service in ("db:", "migrate:", "postgrest:", "auth:", "worker:", "upstream:", "gateway-config:", "gateway:"):
         assert f"\n  {service}" in result.stdout
     assert "postgrest/postgrest:v12.0.2" in result.stdout
+    assert "nginx:1.22" in result.stdout  # the same nginx as Debian 12's, which make run uses
     assert "postgres:15" in result.stdout
 
 

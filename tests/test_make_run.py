@@ -54,7 +54,8 @@ def run_env(template_db, tmp_path):
     env = {**os.environ, "KITSU_DB": dbname, "KITSU_ENV_FILE": str(tmp_path / ".env"),
            "KITSU_RUN_DIR": str(tmp_path), "PGRST_SERVER_PORT": str(services.free_port()),
            "PGRST_ADMIN_SERVER_PORT": str(services.free_port()), "AUTH_PORT": str(services.free_port()),
-           "INGEST_UPSTREAM_PORT": str(services.free_port()), "INGEST_WORKERS": "2"}
+           "INGEST_UPSTREAM_PORT": str(services.free_port()), "GATEWAY_PORT": str(services.free_port()),
+           "INGEST_WORKERS": "2"}
     for variable in ("SHIKIMORI_BASE_URL", "KODIK_BASE_URL", "KODIK_TOKEN"):
         env.pop(variable, None)
     yield env
@@ -70,8 +71,13 @@ def port_open(url: str) -> bool:
 
 
 def test_make_run_serves_a_catalog_and_stops_cleanly(run_env):
-    process, urls, _ = start_run(run_env)
+    process, urls, lines = start_run(run_env)
     try:
+        # the gateway is the one origin, first on the ready line, in front of both services
+        assert lines[-1].startswith(f"ready: gateway={urls['gateway']} ")
+        through_gateway = httpx.get(f"{urls['gateway']}/rest/anime", params={"select": "id", "limit": 5})
+        assert through_gateway.status_code == 200 and len(through_gateway.json()) == 5
+        assert httpx.get(f"{urls['gateway']}/health").status_code == 200
         anime = httpx.get(f"{urls['api']}/anime", params={"select": "id,title,poster_url", "limit": 5})
         assert anime.status_code == 200 and len(anime.json()) == 5
         assert httpx.get(f"{urls['auth']}/health").json()["status"] == "ok"

@@ -5,7 +5,8 @@
      denied read is not audited.
    - RPCs (POST): security definer, owned by kitsu_owner; the permission is checked first, and a
      refusal is written to data.audit_log and answered 403 through response.status, so the
-     audit row commits (private.admin_refuse). Other failures raise and change nothing.
+     audit row commits (private.admin_denied_unless, whose answer the RPC returns). Other
+     failures raise and change nothing.
    Anonymous callers have no grant on any of these: 401. */
 
 -- Admin catalog --------------------------------------------------------------------------------
@@ -78,10 +79,10 @@ declare
   locked text[];
   warnings text[] := '{}';
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('anime.edit') then
-    return private.admin_denied('anime.edit', 'rpc/admin_update_anime', admin_update_anime.id::text);
-  end if;
+  refusal := private.admin_denied_unless('anime.edit', 'rpc/admin_update_anime', admin_update_anime.id::text);
+  if refusal is not null then return refusal; end if;
   if admin_update_anime.patch is null or jsonb_typeof(admin_update_anime.patch) <> 'object'
      or admin_update_anime.patch = '{}'::jsonb then
     perform private.raise_error(400, 'empty_patch', 'patch must be a JSON object with at least one field.');
@@ -124,9 +125,8 @@ begin
                 || array_to_string(private.anime_next_states(before_row.state), ', '));
     end if;
     if after_row.state = 'published' then
-      if not private.has_permission('anime.publish') then
-        return private.admin_denied('anime.publish', 'rpc/admin_update_anime', admin_update_anime.id::text);
-      end if;
+      refusal := private.admin_denied_unless('anime.publish', 'rpc/admin_update_anime', admin_update_anime.id::text);
+      if refusal is not null then return refusal; end if;
       if not private.anime_has_video(before_row.id) then
         perform private.raise_error(409, 'publish_needs_video',
           'A title needs at least one episode with a player before it is published.');
@@ -175,10 +175,10 @@ declare
   draft data.anime;
   created data.anime;
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('anime.create') then
-    return private.admin_denied('anime.create', 'rpc/admin_create_anime', null);
-  end if;
+  refusal := private.admin_denied_unless('anime.create', 'rpc/admin_create_anime', null);
+  if refusal is not null then return refusal; end if;
   if admin_create_anime.fields is null or jsonb_typeof(admin_create_anime.fields) <> 'object' then
     perform private.raise_error(400, 'empty_patch', 'fields must be a JSON object.');
   end if;
@@ -226,10 +226,10 @@ declare
   before_row data.anime;
   after_row data.anime;
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('anime.lock') then
-    return private.admin_denied('anime.lock', 'rpc/admin_lock_anime', admin_lock_anime.id::text);
-  end if;
+  refusal := private.admin_denied_unless('anime.lock', 'rpc/admin_lock_anime', admin_lock_anime.id::text);
+  if refusal is not null then return refusal; end if;
   if cardinality(unknown_fields) > 0 or cardinality(target) = 0 then
     perform private.raise_error(400, 'unknown_field',
       format('These fields cannot be locked: %s.', coalesce(nullif(array_to_string(unknown_fields, ', '), ''), '(none given)')),
@@ -262,10 +262,10 @@ declare
   after_row data.anime;
   remaining text[];
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('anime.unlock') then
-    return private.admin_denied('anime.unlock', 'rpc/admin_unlock_anime', admin_unlock_anime.id::text);
-  end if;
+  refusal := private.admin_denied_unless('anime.unlock', 'rpc/admin_unlock_anime', admin_unlock_anime.id::text);
+  if refusal is not null then return refusal; end if;
   if cardinality(unknown_fields) > 0 then
     perform private.raise_error(400, 'unknown_field',
       format('These fields cannot be unlocked: %s.', array_to_string(unknown_fields, ', ')));
@@ -301,10 +301,10 @@ declare
   before_row data.anime;
   after_row data.anime;
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('anime.delete') then
-    return private.admin_denied('anime.delete', 'rpc/admin_delete_anime', admin_delete_anime.id::text);
-  end if;
+  refusal := private.admin_denied_unless('anime.delete', 'rpc/admin_delete_anime', admin_delete_anime.id::text);
+  if refusal is not null then return refusal; end if;
   if coalesce(btrim(admin_delete_anime.reason), '') = '' then
     perform private.raise_error(400, 'reason_required', 'Say why the title is deleted (reason).');
   end if;
@@ -334,10 +334,10 @@ declare
   before_row data.anime;
   after_row data.anime;
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('anime.delete') then
-    return private.admin_denied('anime.delete', 'rpc/admin_restore_anime', admin_restore_anime.id::text);
-  end if;
+  refusal := private.admin_denied_unless('anime.delete', 'rpc/admin_restore_anime', admin_restore_anime.id::text);
+  if refusal is not null then return refusal; end if;
   before_row := private.admin_anime_for_update(admin_restore_anime.id, allow_deleted => true);
   if before_row.deleted_at is null then
     return private.admin_anime_result(before_row.id, null, array['no_changes']);
@@ -383,10 +383,10 @@ declare
   before_roles text[];
   granted boolean := false;
   failed_constraint text;
+  refusal jsonb;
 begin
-  if not private.has_permission('admin.roles.manage') then
-    return private.admin_denied('admin.roles.manage', 'rpc/admin_grant_role', admin_grant_role.user_id::text);
-  end if;
+  refusal := private.admin_denied_unless('admin.roles.manage', 'rpc/admin_grant_role', admin_grant_role.user_id::text);
+  if refusal is not null then return refusal; end if;
   if not exists (select 1 from data.roles r where r.name = admin_grant_role.role) then
     perform private.raise_error(404, 'role_not_found', 'No role has this name.');
   end if;
@@ -425,10 +425,10 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   before_roles text[];
   revoked boolean;
+  refusal jsonb;
 begin
-  if not private.has_permission('admin.roles.manage') then
-    return private.admin_denied('admin.roles.manage', 'rpc/admin_revoke_role', admin_revoke_role.user_id::text);
-  end if;
+  refusal := private.admin_denied_unless('admin.roles.manage', 'rpc/admin_revoke_role', admin_revoke_role.user_id::text);
+  if refusal is not null then return refusal; end if;
   before_roles := private.user_role_names(admin_revoke_role.user_id);
   delete from data.user_roles ur
    where ur.user_id = admin_revoke_role.user_id and ur.role = admin_revoke_role.role;

@@ -2,8 +2,8 @@
    Same access pattern as sql/api/admin.sql: views read gated owner-rights views
    (private/admin_ingest.sql) and answer 403 without the permission (GET is read-only: not
    audited); RPCs are security definer, check the permission first and answer a refusal with an
-   audited 403 through response.status (private.admin_denied). They call the ingest engine
-   (sql/ingest/) for every change and audit what changed. Anonymous callers: 401. */
+   audited 403 through response.status (private.admin_denied_unless). They call the ingest
+   engine (sql/ingest/) for every change and audit what changed. Anonymous callers: 401. */
 
 -- Settings, mode, emergency stop -------------------------------------------------------------
 
@@ -50,10 +50,10 @@ declare
   after_row data.ingest_settings;
   changed text[];
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('admin.parser.settings') then
-    return private.admin_denied('admin.parser.settings', 'rpc/admin_update_ingest_settings', null);
-  end if;
+  refusal := private.admin_denied_unless('admin.parser.settings', 'rpc/admin_update_ingest_settings', null);
+  if refusal is not null then return refusal; end if;
   if admin_update_ingest_settings.patch is null or jsonb_typeof(admin_update_ingest_settings.patch) <> 'object'
      or admin_update_ingest_settings.patch = '{}'::jsonb then
     perform private.raise_error(400, 'empty_patch', 'patch must be a JSON object with at least one setting.');
@@ -103,10 +103,10 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   before_row data.ingest_settings;
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('admin.parser.settings') then
-    return private.admin_denied('admin.parser.settings', 'rpc/admin_set_ingest_mode', admin_set_ingest_mode.mode);
-  end if;
+  refusal := private.admin_denied_unless('admin.parser.settings', 'rpc/admin_set_ingest_mode', admin_set_ingest_mode.mode);
+  if refusal is not null then return refusal; end if;
   perform private.ingest_check_mode(admin_set_ingest_mode.mode);
   select * into before_row from data.ingest_settings s for update;
   if before_row.stopped_at is not null then
@@ -143,10 +143,10 @@ declare
   runs_closed integer;
   runs_stopping integer;
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('admin.parser.emergency') then
-    return private.admin_denied('admin.parser.emergency', 'rpc/admin_emergency_stop', null);
-  end if;
+  refusal := private.admin_denied_unless('admin.parser.emergency', 'rpc/admin_emergency_stop', null);
+  if refusal is not null then return refusal; end if;
   if coalesce(btrim(admin_emergency_stop.reason), '') = '' then
     perform private.raise_error(400, 'reason_required', 'Say why ingest is stopped (reason).');
   end if;
@@ -189,10 +189,10 @@ declare
   before_row data.ingest_settings;
   after_row data.ingest_settings;
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('admin.parser.emergency') then
-    return private.admin_denied('admin.parser.emergency', 'rpc/admin_resume_ingest', admin_resume_ingest.mode);
-  end if;
+  refusal := private.admin_denied_unless('admin.parser.emergency', 'rpc/admin_resume_ingest', admin_resume_ingest.mode);
+  if refusal is not null then return refusal; end if;
   perform private.ingest_check_mode(admin_resume_ingest.mode);
   select * into before_row from data.ingest_settings s for update;
   if before_row.stopped_at is null then
@@ -370,10 +370,10 @@ declare
   displaced integer[];
   warnings text[] := '{}';
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('admin.parser.settings') then
-    return private.admin_denied('admin.parser.settings', 'rpc/admin_match', admin_match.shikimori_id::text);
-  end if;
+  refusal := private.admin_denied_unless('admin.parser.settings', 'rpc/admin_match', admin_match.shikimori_id::text);
+  if refusal is not null then return refusal; end if;
   staged := private.admin_staging_for_update(admin_match.shikimori_id);
   target := private.admin_anime_for_update(admin_match.anime_id);
   if staged.anime_id = target.id and staged.matched_by = 'manual' then
@@ -420,10 +420,10 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   staged data.staging_anime;
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('admin.parser.settings') then
-    return private.admin_denied('admin.parser.settings', 'rpc/admin_unmatch', admin_unmatch.shikimori_id::text);
-  end if;
+  refusal := private.admin_denied_unless('admin.parser.settings', 'rpc/admin_unmatch', admin_unmatch.shikimori_id::text);
+  if refusal is not null then return refusal; end if;
   staged := private.admin_staging_for_update(admin_unmatch.shikimori_id);
   if staged.matched_by = 'unmatched' then
     return jsonb_build_object('staging', private.admin_staging_json(staged.shikimori_id), 'changed', false,
@@ -450,11 +450,11 @@ declare
   result jsonb;
   changed boolean;
   audit_id bigint;
+  refusal jsonb;
 begin
-  if not private.has_permission('admin.parser.settings') then
-    return private.admin_denied('admin.parser.settings', 'rpc/admin_publish',
-                                array_to_string(admin_publish.shikimori_ids, ','));
-  end if;
+  refusal := private.admin_denied_unless('admin.parser.settings', 'rpc/admin_publish',
+                                         array_to_string(admin_publish.shikimori_ids, ','));
+  if refusal is not null then return refusal; end if;
   -- rows staged by a run still in progress wait for it (ingest.publish holds them back)
   select count(*) into held from data.staging_anime sa
    where sa.published_hash is distinct from sa.content_hash and sa.matched_by is distinct from 'unmatched'

@@ -208,6 +208,19 @@ language sql volatile set search_path = '' as $$
                                                  'target', admin_denied.target))
 $$;
 
+/* The permission check of an admin RPC: null when the caller holds `permission`, else the
+   audited 403 of private.admin_denied. It cannot end the RPC itself (a raise would roll the
+   audit row back), so the RPC returns what it gets:
+     refusal := private.admin_denied_unless('anime.edit', 'rpc/admin_update_anime', id::text);
+     if refusal is not null then return refusal; end if; */
+create or replace function private.admin_denied_unless(permission text, resource text, target text)
+returns jsonb
+language sql volatile set search_path = '' as $$
+  select case when not private.has_permission(admin_denied_unless.permission)
+              then private.admin_denied(admin_denied_unless.permission, admin_denied_unless.resource,
+                                        admin_denied_unless.target) end
+$$;
+
 -- Gate of the admin views: true with the permission, else 403 (not audited: GET is read-only).
 create or replace function private.admin_gate(permission text) returns boolean
 language plpgsql stable set search_path = '' as $$

@@ -64,6 +64,7 @@ LINTS: dict[str, str] = {
              'private.pre_request', 'private.jwt_claims', 'private.uid', 'private.sid',
              'private.security_headers', 'private.response_headers', 'private.raise_error',
              'private.search_normalize', 'private.search_terms',
+             'private.catalog_cache_headers', 'private.cacheable_path',
              'api.search_anime')""",
     "function anyone (PUBLIC) may execute": f"""
         select n.nspname || '.' || p.proname
