@@ -155,7 +155,7 @@ begin
   select count(*) filter (where x.status = 'todo'), count(*) filter (where x.status = 'doing')
     into queued, running
     from (select j.status from procrastinate.procrastinate_jobs j
-           where j.task_name in ('sync_catalog', 'sync_schedule', 'sync_episodes', 'autoupdate')
+           where j.task_name in (select t.task from data.sync_tasks t)
              and j.status in ('todo', 'doing')
              for update) x;
   select count(*) into runs_stopping from data.sync_runs r where r.status = 'running';
@@ -305,10 +305,11 @@ begin
   end if;
   job := ingest.trigger_sync(admin_trigger_sync.task, coalesce(admin_trigger_sync.args, '{}'));
   select j.id into running from procrastinate.procrastinate_jobs j
-   where j.lock = 'ingest:' || admin_trigger_sync.task and j.status = 'doing';
+   where j.lock = (select t.lock from data.sync_tasks t where t.task = admin_trigger_sync.task) and j.status = 'doing';
   if job is null then
     select j.id into waiting from procrastinate.procrastinate_jobs j
-     where j.queueing_lock = 'ingest:' || admin_trigger_sync.task and j.status = 'todo';
+     where j.queueing_lock = (select t.lock from data.sync_tasks t where t.task = admin_trigger_sync.task)
+       and j.status = 'todo';
     return jsonb_build_object('task', admin_trigger_sync.task, 'job_id', waiting, 'already_queued', true,
                               'running_job_id', running, 'audit_log_id', null);
   end if;
@@ -459,7 +460,7 @@ begin
   select count(*) into held from data.staging_anime sa
    where sa.published_hash is distinct from sa.content_hash and sa.matched_by is distinct from 'unmatched'
      and (admin_publish.shikimori_ids is null or sa.shikimori_id = any (admin_publish.shikimori_ids))
-     and exists (select 1 from data.sync_runs r where r.id = sa.run_id and r.status in ('running', 'interrupted'));
+     and exists (select 1 from data.sync_runs r where r.id = sa.run_id and r.finished_at is null);
   result := ingest.publish(null, admin_publish.shikimori_ids);
   changed := exists (select 1 from jsonb_each(result) e where jsonb_typeof(e.value) = 'number'
                                                           and (e.value #>> '{}')::numeric > 0);
