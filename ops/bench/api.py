@@ -7,7 +7,11 @@ substring of a real title, limit 20) and catalog page (list card columns, random
 19,980) (issue 7); "favorites|search" runs favorites at 10 connections while another wrk
 searches at 50, to show what searching costs the signed-in pages.
 
+"catalog home" (the 5 top-rated pages) shows the gateway's micro-cache; --targets direct,gateway,
+gateway-nocache runs every scenario against PostgREST and through nginx (issue 9).
+
 Usage: python -m ops.bench.api [--duration 15] [--connections 50,500] [--scenarios a,b] [--keep]
+       [--targets direct,gateway,gateway-nocache]
 Targets on the 2-core machine: p95 < 100 ms at 50 connections, zero errors at 500; search and
 catalog pages >= 1,000/s at 50 with p95 < 50 ms and >= 2x the favorites pages/s.
 """
@@ -31,11 +35,12 @@ import jwt
 
 from auth_service import keys
 from database import build as db
-from ops import services
+from ops import launch, services
 from ops.bench import catalog
 from ops.bench.cpu import cores_used, cpu_seconds
 
 BENCH_DB = "kitsu_bench"
+PROCESSES = ("postgrest", "postgres", "nginx")  # whose CPU a run reports
 HERE = Path(__file__).resolve().parent
 TITLES, PEOPLE, FAVORITES, PROGRESS = 20_000, 1_000, 50, 10
 
@@ -78,8 +83,14 @@ SCENARIOS = {
     "anime page": "/anime?id=eq.{anime}&select=*,episodes(id,number,title)",
     "search": "/rpc/search_anime?q={q}&limit=20",
     "catalog page": CATALOG_PAGE,
+    # the first pages everyone opens (top rated, 5 pages): what the gateway's micro-cache is for
+    "catalog home": "/anime?select=id,title,title_ru,title_original,kind,status,year,poster_url"
+                    "&order=score.desc.nullslast,id&limit=20&offset={home_offset}",
 }
-ANONYMOUS = {"anime page", "search", "catalog page"}
+ANONYMOUS = {"anime page", "search", "catalog page", "catalog home"}
+# where wrk sends the requests: PostgREST itself, or the nginx gateway (contract §10) in front of
+# it with its anonymous micro-cache on (as deployed) or off (GATEWAY_CACHE_SECONDS=0)
+TARGETS = ("direct", "gateway", "gateway-nocache")
 
 
 def seed() -> None:
@@ -116,7 +127,8 @@ def request_file(directory: Path, scenario: str, private_pem: str) -> Path:
     for user_id, sid in sessions * (10 if scenario in ANONYMOUS else 1):
         if scenario in ANONYMOUS:  # no token
             lines.append(SCENARIOS[scenario].format(anime=random.choice(titles), q=urllib.parse.quote(query_of(names)),
-                                                    offset=random.randint(0, TITLES - 20)) + "\t")
+                                                    offset=random.randint(0, TITLES - 20),
+                                                    home_offset=20 * random.randint(0, 4)) + "\t")
             continue
         token = jwt.encode({"sub": str(user_id), "sid": str(sid), "role": "web_user", "aud": "kitsu",
                             "iss": "kitsu-auth", "iat": now, "exp": now + 3600},
@@ -137,10 +149,12 @@ def query_of(names: list[str]) -> str:
 
 
 def wrk(url: str, requests: Path, connections: int, duration: int) -> subprocess.Popen[str]:
+    base = urllib.parse.urlsplit(url)
     return subprocess.Popen(
         ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-         "-s", str(HERE / "wrk_report.lua"), url],
-        env={**os.environ, "KITSU_BENCH_REQUESTS": str(requests)}, stdout=subprocess.PIPE, text=True)
+         "-s", str(HERE / "wrk_report.lua"), f"{base.scheme}://{base.netloc}"],
+        env={**os.environ, "KITSU_BENCH_REQUESTS": str(requests), "KITSU_BENCH_PREFIX": base.path.rstrip("/")},
+        stdout=subprocess.PIPE, text=True)
 
 
 def figures_of(process: subprocess.Popen[str]) -> dict[str, Any]:
@@ -154,7 +168,7 @@ def run_wrk(url: str, requests: Path, connections: int, duration: int,
             background: Path | None = None) -> dict[str, Any]:
     """One wrk run; with ``background``, a second wrk drives those requests at 50 connections
     for the same time (its figures go under "background")."""
-    before = cpu_seconds(("postgrest", "postgres"))
+    before = cpu_seconds(PROCESSES)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     other = wrk(url, background, 50, duration) if background else None
@@ -162,11 +176,29 @@ def run_wrk(url: str, requests: Path, connections: int, duration: int,
     if other:
         figures["background"] = figures_of(other)
     elapsed = time.monotonic() - started
-    figures["cores"] = cores_used(before, cpu_seconds(("postgrest", "postgres")), elapsed)
+    figures["cores"] = cores_used(before, cpu_seconds(PROCESSES), elapsed)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk has exited: its CPU is a child's
     wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     figures["cores"]["wrk"] = round(wrk_cpu / elapsed, 2)
     return figures
+
+
+def target_url(target: str, postgrest: services.Service, admin_port: int, tmp: Path,
+               gateways: list[services.Service]) -> str:
+    """The base URL of the API for ``target`` (starting the gateway it needs)."""
+    assert postgrest.url
+    if target == "direct":
+        return postgrest.url
+    if target not in TARGETS:
+        raise SystemExit(f"unknown target {target!r}: one of {', '.join(TARGETS)}")
+    # no auth_service in this benchmark: the gateway's /auth routes are not driven
+    auth = services.Service("auth_service (not started)", [], {}, url=f"http://127.0.0.1:{services.free_port()}")
+    gateway = launch.gateway_process(postgrest=postgrest, postgrest_admin=f"127.0.0.1:{admin_port}", auth=auth,
+                                     run_dir=tmp / target, port=services.free_port(),
+                                     env={"GATEWAY_CACHE_SECONDS": "0" if target == "gateway-nocache" else "5"})
+    gateway.ready_url = f"{gateway.url}/rest/"
+    gateways.append(gateway.start().wait_ready())
+    return f"{gateway.url}/rest"
 
 
 def main() -> None:
@@ -178,6 +210,7 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join([*SCENARIOS, "favorites+anime|search"]),
                         help="comma-separated subset; a|b runs a while b runs at 50 connections")
     parser.add_argument("--reuse", action="store_true", help="reuse a kept bench database")
+    parser.add_argument("--targets", default="direct", help=f"comma-separated of {', '.join(TARGETS)}")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (Debian package wrk)")
@@ -187,43 +220,54 @@ def main() -> None:
     if not (args.reuse and db.database_exists(BENCH_DB)):
         seed()
     private_pem = keys.generate_private_pem()
-    postgrest = services.postgrest(BENCH_DB, jwks_json=keys.jwks_json({"bench": private_pem}), pool=args.pool)
+    admin_port = services.free_port()
+    postgrest = services.postgrest(BENCH_DB, jwks_json=keys.jwks_json({"bench": private_pem}), pool=args.pool,
+                                   admin_port=admin_port)
     postgrest.start().wait_ready()
     results = []
+    gateways: list[services.Service] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            urls = {target: target_url(target, postgrest, admin_port, Path(tmp), gateways)
+                    for target in args.targets.split(",")}
             for scenario in args.scenarios.split(","):
                 main_scenario, _, background = scenario.partition("|")
                 requests = request_file(Path(tmp), main_scenario, private_pem)
                 other = request_file(Path(tmp), background, private_pem) if background else None
-                for connections in (int(c) for c in args.connections.split(",")):
-                    figures = run_wrk(postgrest.url or "", requests, connections, args.duration, other)
-                    figures.update(scenario=scenario, connections=connections)
-                    results.append(figures)
-                    print(json.dumps(figures), flush=True)
+                for target, url in urls.items():
+                    for connections in (int(c) for c in args.connections.split(",")):
+                        figures = run_wrk(url, requests, connections, args.duration, other)
+                        figures.update(scenario=scenario, connections=connections, target=target)
+                        results.append(figures)
+                        print(json.dumps(figures), flush=True)
     finally:
+        for gateway in gateways:
+            gateway.stop()
         postgrest.stop()
         if not args.keep:
             db.drop_database(BENCH_DB)
 
     print(f"\nwrk, {args.duration}s per run, 2 threads, PostgREST db-pool={args.pool}, "
           f"{os.cpu_count()} cores shared by wrk, PostgREST and PostgreSQL")
-    print(f"{'scenario':<22} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6} {'KiB/resp':>8}  cores (postgrest/postgres/wrk)")
+    print(f"{'scenario':<22} {'target':<15} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>6} {'KiB/resp':>8}  cores (postgrest/postgres/nginx/wrk)")
     for r in results:
         errors = sum(r[k] for k in r if k.startswith("errors_"))
         per_response = r["bytes"] / max(r["requests"], 1) / 1024
         cores = r["cores"]
-        print(f"{r['scenario']:<22} {r['connections']:>5} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} "
+        print(f"{r['scenario']:<22} {r['target']:<15} {r['connections']:>5} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} "
               f"{r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {errors:>6} {per_response:>8.1f}  "
-              f"{cores['postgrest']}/{cores['postgres']}/{cores['wrk']}")
+              f"{cores['postgrest']}/{cores['postgres']}/{cores['nginx']}/{cores['wrk']}")
         if b := r.get("background"):
-            print(f"{'  (meanwhile: 50 conns)':<22} {'':>5} {b['rps']:>8.0f} {b['p50_ms']:>8.1f} {b['p95_ms']:>8.1f} "
-                  f"{b['p99_ms']:>8.1f} {sum(b[k] for k in b if k.startswith('errors_')):>6}")
-    by_scenario = {(r["scenario"], r["connections"]): r["rps"] for r in results}
-    for (scenario, connections), rps in by_scenario.items():
-        if scenario in ("search", "catalog page") and (base := by_scenario.get(("favorites+anime", connections))):
-            print(f"{scenario} at {connections}: {rps / base:.1f}x the favorites pages/s")
+            print(f"{'  (meanwhile: 50 conns)':<22} {'':<15} {'':>5} {b['rps']:>8.0f} {b['p50_ms']:>8.1f} "
+                  f"{b['p95_ms']:>8.1f} {b['p99_ms']:>8.1f} {sum(b[k] for k in b if k.startswith('errors_')):>6}")
+    by_scenario = {(r["scenario"], r["target"], r["connections"]): r["rps"] for r in results}
+    for (scenario, target, connections), rps in by_scenario.items():
+        base = by_scenario.get(("favorites+anime", target, connections))
+        if scenario in ("search", "catalog page") and base:
+            print(f"{scenario} ({target}) at {connections}: {rps / base:.1f}x the favorites pages/s")
+        if target != "direct" and (direct := by_scenario.get((scenario, "direct", connections))):
+            print(f"{scenario} at {connections} through the {target}: {rps / direct:.2f}x direct")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 -- wrk script: each request takes the next "path<TAB>token" line of the file named by
--- KITSU_BENCH_REQUESTS (token may be empty), and done() prints one JSON line of figures.
+-- KITSU_BENCH_REQUESTS (token may be empty), below KITSU_BENCH_PREFIX (the gateway's /rest), and
+-- done() prints one JSON line of figures.
 local lines = {}
+local prefix = os.getenv("KITSU_BENCH_PREFIX") or ""
 local index = 0
 
 function init(args)
@@ -16,7 +18,7 @@ function request()
   local entry = lines[index]
   local headers = {}
   if entry.token ~= "" then headers["Authorization"] = "Bearer " .. entry.token end
-  return wrk.format("GET", entry.path, headers)
+  return wrk.format("GET", prefix .. entry.path, headers)
 end
 
 function done(summary, latency, requests)
