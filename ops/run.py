@@ -35,7 +35,7 @@ RUN_DIR = Path(os.environ.get("KITSU_RUN_DIR", db.ROOT / "run"))
 
 
 def log_path(name: str) -> Path:
-    (RUN_DIR / "logs").mkdir(parents=True, exist_ok=True)
+    (RUN_DIR / "logs").mkdir(parents=True, exist_ok=True, mode=0o700)
     return RUN_DIR / "logs" / f"{name}.log"
 
 

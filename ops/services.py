@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -55,6 +56,13 @@ def postgrest_env(dbname: str, *, jwks_json: str, port: int, admin_port: int,
     return env
 
 
+def open_private(path: Path) -> BinaryIO:
+    """Open ``path`` for appending, mode 0600 (also when it existed with a wider mode)."""
+    log = open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+    os.chmod(path, 0o600)
+    return log
+
+
 @dataclass
 class Service:
     """A child process with a readiness URL."""
@@ -68,11 +76,13 @@ class Service:
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> Service:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        # logs are readable by their owner only (contract §11): they hold addresses and request ids
+        log = open_private(self.log_path) if self.log_path else subprocess.DEVNULL
         try:
+            # umask 077: files the service creates itself (nginx's access log) are private too
             self.process = subprocess.Popen(
                 list(self.argv), env={**os.environ, **self.env}, cwd=ROOT,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, umask=0o077)
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()  # the child holds its own copy of the descriptor

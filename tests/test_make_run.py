@@ -92,6 +92,10 @@ def test_make_run_serves_a_catalog_and_stops_cleanly(run_env):
         output = stop_run(process)
     assert process.returncode == 0 and "stopped" in output
     assert not any(port_open(url) for url in urls.values())
+    # logs are readable by their owner only (contract §11)
+    logs = list((Path(run_env["KITSU_RUN_DIR"]) / "logs").iterdir())
+    assert {"postgrest.log", "auth_service.log", "gateway-access.log", "worker-1.log"} <= {p.name for p in logs}
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in logs} == {p.name: "0o600" for p in logs}
 
     # a second run keeps the data: no first sync, the favorite is still there
     process, urls, lines = start_run(run_env)
