@@ -7,15 +7,28 @@ migrations/0020 lives. Nothing connects at import.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import procrastinate
+from procrastinate.app import WorkerOptions
 
-from ingest import settings
+from ingest import pool, settings
 
-_config = settings.load()
 
-app = procrastinate.App(
+class IngestApp(procrastinate.App):
+    """Procrastinate's App, closing the sync code's connection pool (ingest/pool.py) when the
+    worker stops: the worker's lifetime is the pool's."""
+
+    async def run_worker_async(self, **kwargs: Unpack[WorkerOptions]) -> None:
+        try:
+            await super().run_worker_async(**kwargs)
+        finally:
+            await pool.close()
+
+
+app = IngestApp(
     connector=procrastinate.PsycopgConnector(
-        conninfo=settings.database_url(),
+        conninfo=settings.loaded.database_conninfo(),
         kwargs={
             "options": "-c search_path=procrastinate,pg_catalog",
             "application_name": "kitsu-ingest-worker",
@@ -27,9 +40,9 @@ app = procrastinate.App(
     # need not import them back: no import cycle
     import_paths=["ingest.tasks"],
     worker_defaults={
-        "update_heartbeat_interval": _config.heartbeat,
-        "stalled_worker_timeout": _config.stalled_seconds,
-        "fetch_job_polling_interval": _config.poll_seconds,
-        "abort_job_polling_interval": _config.poll_seconds,
+        "update_heartbeat_interval": settings.loaded.heartbeat,
+        "stalled_worker_timeout": settings.loaded.stalled_seconds,
+        "fetch_job_polling_interval": settings.loaded.poll_seconds,
+        "abort_job_polling_interval": settings.loaded.poll_seconds,
     },
 )

@@ -14,6 +14,8 @@ import base64
 import json
 import logging
 import random
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from email.utils import parsedate_to_datetime
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
@@ -51,11 +53,15 @@ class UpstreamError(Exception):
         self.retryable = retryable
 
 
+# borrows a database connection for one call (ingest.pool.connection)
+Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]]
+
+
 class Limiter:
     """The shared sliding-window limit, decided in SQL; waits until a slot is granted."""
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self.conn = conn
+    def __init__(self, connect: Connect) -> None:
+        self.connect = connect
         self.waited = 0.0
         self.granted = 0
         self.recorded = 0
@@ -67,8 +73,11 @@ class Limiter:
 
     async def acquire(self, upstream: str) -> None:
         while True:
-            cur = await self.conn.execute("select ingest.acquire_slot(%s)", (upstream,))
-            row = await cur.fetchone()
+            # borrowed per ask and given back before sleeping; the limiter may ask (for a
+            # prefetched page) while the sync stages the previous page on another connection
+            async with self.connect() as conn:
+                cur = await conn.execute("select ingest.acquire_slot(%s)", (upstream,))
+                row = await cur.fetchone()
             wait = float(row[0]) if row else 0.0
             if wait <= 0:
                 self.granted += 1
@@ -239,7 +248,7 @@ class Kodik(Upstream):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(config.kodik_base_url, config, limiter, transport)
-        self.token = config.kodik_token
+        self.token = config.kodik_token.get_secret_value()
         if not self.token:
             raise UpstreamError(
                 "kodik_token_missing",

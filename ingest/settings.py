@@ -1,84 +1,134 @@
-"""Ingest configuration, read from the environment (every variable is in .env.example).
+"""Ingest configuration: environment only (every variable is in .env.example), validated at start-up.
 
-Cron expressions are read once at import (contract §8): they decide when a periodic tick is
-deferred; the database settings (data.ingest_settings) decide whether a tick does any work.
+A blank variable means its default, as an unset one does (.env.example and compose list every
+variable, many of them empty). A bad value stops the worker at start-up with a pydantic error
+naming the variable. Cron expressions are read once, when ``loaded`` is built at import
+(contract §8): they decide when a periodic tick is deferred; the database settings
+(data.ingest_settings) decide whether a tick does any work.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from typing import Annotated, Any
+
+import croniter  # type: ignore[import-untyped]  # Procrastinate's cron parser (a dependency of it)
+from pydantic import (
+    AfterValidator,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from database.build import database_name, role_url
 
 SHIKIMORI_URL = "https://shikimori.one"
 KODIK_URL = "https://kodikapi.com"
 DEFAULT_USER_AGENT = "Kitsu/1.0 (Kitsu catalog ingest; +https://github.com/kitsu-platform)"
 
 
-def _float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    return float(value) if value else default
+def _cron(expression: str) -> str:
+    # croniter is what Procrastinate schedules with; checking here names the variable at start-up
+    if not croniter.croniter.is_valid(expression):
+        raise ValueError(f"not a cron expression: {expression!r}")
+    return expression
 
 
-def _int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
+def _without_trailing_slash(url: str) -> str:
+    return url.rstrip("/")
 
 
-def _str(name: str, default: str) -> str:
-    return os.environ.get(name, "").strip() or default
+Cron = Annotated[str, AfterValidator(_cron)]
+BaseUrl = Annotated[str, AfterValidator(_without_trailing_slash)]
 
 
-def database_url() -> str:
-    """INGEST_DATABASE_URL, else the ingest_worker role on KITSU_DB of DATABASE_URL's server."""
-    if url := os.environ.get("INGEST_DATABASE_URL", "").strip():
-        return url
-    from database.build import database_name, role_url
+class Settings(BaseSettings):
+    """Every ingest variable; ``Settings()`` reads the environment, ``load()`` wraps its errors."""
 
-    return role_url(database_name(), "ingest_worker")
+    # Each field names its variable (validation_alias), so that a validation error names the
+    # variable, not the field; the variables share no common prefix to configure instead.
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    # upstreams
+    shikimori_base_url: BaseUrl = Field(default=SHIKIMORI_URL, validation_alias="SHIKIMORI_BASE_URL")
+    kodik_base_url: BaseUrl = Field(default=KODIK_URL, validation_alias="KODIK_BASE_URL")
+    # a partner token, secret (hidden in reprs); required by the real Kodik when a Kodik sync starts
+    kodik_token: SecretStr = Field(default=SecretStr(""), validation_alias="KODIK_TOKEN")
+    user_agent: str = Field(default=DEFAULT_USER_AGENT, validation_alias="INGEST_USER_AGENT")
+
+    # HTTP: timeouts (s), retries, exponential backoff base and cap (s)
+    connect_timeout: PositiveFloat = Field(default=5.0, validation_alias="INGEST_HTTP_CONNECT_TIMEOUT")
+    read_timeout: PositiveFloat = Field(default=30.0, validation_alias="INGEST_HTTP_TIMEOUT")
+    retries: NonNegativeInt = Field(default=5, validation_alias="INGEST_HTTP_RETRIES")
+    backoff: NonNegativeFloat = Field(default=0.5, validation_alias="INGEST_BACKOFF_SECONDS")
+    backoff_max: NonNegativeFloat = Field(default=30.0, validation_alias="INGEST_BACKOFF_MAX_SECONDS")
+    prefetch: NonNegativeInt = Field(default=1, validation_alias="INGEST_PREFETCH")  # 0: no page fetched ahead
+
+    # the Procrastinate worker (s)
+    heartbeat: PositiveFloat = Field(default=5.0, validation_alias="INGEST_HEARTBEAT_SECONDS")
+    stalled_seconds: PositiveFloat = Field(default=30.0, validation_alias="INGEST_STALLED_SECONDS")
+    poll_seconds: PositiveFloat = Field(default=1.0, validation_alias="INGEST_POLL_SECONDS")
+
+    # periodic schedules (croniter; an optional 6th field is seconds)
+    catalog_cron: Cron = Field(default="*/15 * * * *", validation_alias="INGEST_CATALOG_CRON")
+    schedule_cron: Cron = Field(default="*/10 * * * *", validation_alias="INGEST_SCHEDULE_CRON")
+    episodes_cron: Cron = Field(default="*/15 * * * *", validation_alias="INGEST_EPISODES_CRON")
+    autoupdate_cron: Cron = Field(default="*/5 * * * *", validation_alias="INGEST_AUTOUPDATE_CRON")
+    sweep_cron: Cron = Field(default="* * * * * */15", validation_alias="INGEST_SWEEP_CRON")
+    # finished queue rows older than INGEST_JOB_RETENTION_HOURS are deleted (data.sync_runs keeps
+    # the history)
+    purge_cron: Cron = Field(default="17 3 * * *", validation_alias="INGEST_PURGE_CRON")
+    job_retention_hours: NonNegativeInt = Field(default=168, validation_alias="INGEST_JOB_RETENTION_HOURS")
+
+    # unset: the ingest_worker role on KITSU_DB of DATABASE_URL's server (see database_conninfo)
+    database_url: SecretStr | None = Field(default=None, validation_alias="INGEST_DATABASE_URL")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_default(cls, values: Any) -> Any:
+        # surrounding blanks are dropped, and a blank variable takes its default (compose and
+        # .env.example set many variables to nothing)
+        if not isinstance(values, dict):
+            return values
+        stripped = {name: value.strip() if isinstance(value, str) else value for name, value in values.items()}
+        return {name: value for name, value in stripped.items() if value != ""}
+
+    def database_conninfo(self) -> str:
+        """INGEST_DATABASE_URL, else the ingest_worker role on KITSU_DB of DATABASE_URL's server."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return role_url(database_name(), "ingest_worker")
+
+    def sync_crons(self) -> dict[str, str]:
+        """The cron of each sync's periodic tick, by task name."""
+        return {
+            "sync_catalog": self.catalog_cron,
+            "sync_schedule": self.schedule_cron,
+            "sync_episodes": self.episodes_cron,
+            "autoupdate": self.autoupdate_cron,
+        }
 
 
-@dataclass(frozen=True)
-class Settings:
-    shikimori_base_url: str
-    kodik_base_url: str
-    kodik_token: str
-    user_agent: str
-    connect_timeout: float
-    read_timeout: float
-    retries: int
-    backoff: float
-    backoff_max: float
-    prefetch: int
-    heartbeat: float
-    stalled_seconds: float
-    poll_seconds: float
+class InvalidSettings(RuntimeError):
+    """A bad ingest variable; the message is pydantic's, naming each variable and its problem.
+
+    Deliberately not a ValueError (as pydantic's ValidationError is): ``procrastinate --app``
+    imports the app inside argparse, which would hide a ValueError behind "invalid load_app
+    value"."""
+
 
 def load() -> Settings:
-    return Settings(
-        shikimori_base_url=_str("SHIKIMORI_BASE_URL", SHIKIMORI_URL).rstrip("/"),
-        kodik_base_url=_str("KODIK_BASE_URL", KODIK_URL).rstrip("/"),
-        kodik_token=os.environ.get("KODIK_TOKEN", "").strip(),
-        user_agent=_str("INGEST_USER_AGENT", DEFAULT_USER_AGENT),
-        connect_timeout=_float("INGEST_HTTP_CONNECT_TIMEOUT", 5.0),
-        read_timeout=_float("INGEST_HTTP_TIMEOUT", 30.0),
-        retries=_int("INGEST_HTTP_RETRIES", 5),
-        backoff=_float("INGEST_BACKOFF_SECONDS", 0.5),
-        backoff_max=_float("INGEST_BACKOFF_MAX_SECONDS", 30.0),
-        prefetch=_int("INGEST_PREFETCH", 1),
-        heartbeat=_float("INGEST_HEARTBEAT_SECONDS", 5.0),
-        stalled_seconds=_float("INGEST_STALLED_SECONDS", 30.0),
-        poll_seconds=_float("INGEST_POLL_SECONDS", 1.0),
-    )
+    """The settings from the environment; raises InvalidSettings for a bad value."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidSettings(str(exc)) from None
 
 
-# Periodic schedules (croniter; an optional 6th field is seconds), fixed at import.
-CRON = {
-    "sync_catalog": _str("INGEST_CATALOG_CRON", "*/15 * * * *"),
-    "sync_schedule": _str("INGEST_SCHEDULE_CRON", "*/10 * * * *"),
-    "sync_episodes": _str("INGEST_EPISODES_CRON", "*/15 * * * *"),
-    "autoupdate": _str("INGEST_AUTOUPDATE_CRON", "*/5 * * * *"),
-}
-SWEEP_CRON = _str("INGEST_SWEEP_CRON", "* * * * * */15")
-# finished queue rows older than this are deleted (data.sync_runs keeps the history)
-PURGE_CRON = _str("INGEST_PURGE_CRON", "17 3 * * *")
-JOB_RETENTION_HOURS = _int("INGEST_JOB_RETENTION_HOURS", 168)
+# The process's settings, read at import: ingest.tasks registers the periodic ticks with these
+# crons when the worker imports it, and a bad value stops the worker before it starts.
+loaded = load()

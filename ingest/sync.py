@@ -4,6 +4,9 @@ Each page is staged by one ``ingest.stage_*`` call that also commits the run's c
 counters, so a run resumed by another job (after its worker died) continues after the last
 committed page; staging is idempotent, so a page fetched twice changes nothing. The publish
 step (staging -> catalog) runs inside ``ingest.finish_run`` only when the whole sync succeeded.
+
+Every SQL call borrows a connection from the process's pool (ingest/pool.py) and gives it back
+at once: each call is its own transaction, and no connection is held while an upstream answers.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ingest import clients, settings
+from ingest import clients, pool, settings
 
 logger = logging.getLogger("ingest.sync")
 
@@ -44,15 +47,25 @@ class Run:
     attempts: int
 
 
-async def connect() -> psycopg.AsyncConnection[Any]:
-    return await psycopg.AsyncConnection.connect(
-        settings.database_url(), autocommit=True, application_name="kitsu-ingest"
-    )
+async def fetch_value(query: str, params: tuple[Any, ...]) -> Any:
+    """The first column of the first row of one SQL call, or None without a row."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, params)  # type: ignore[arg-type]
+        row = await cur.fetchone()
+    return row[0] if row else None
 
 
-async def stage(conn: psycopg.AsyncConnection[Any], query: str, params: tuple[Any, ...]) -> None:
+async def fetch_row(query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)  # type: ignore[arg-type]
+        return await cur.fetchone()
+
+
+async def stage(query: str, params: tuple[Any, ...]) -> None:
+    """One ``ingest.stage_*`` call; the SQL errors of a fenced or stopped run become exceptions."""
     try:
-        await conn.execute(query, params)  # type: ignore[arg-type]
+        async with pool.connection() as conn:
+            await conn.execute(query, params)  # type: ignore[arg-type]
     except psycopg.Error as exc:
         if exc.sqlstate == "KI001":
             raise Fenced(str(exc)) from exc
@@ -61,14 +74,10 @@ async def stage(conn: psycopg.AsyncConnection[Any], query: str, params: tuple[An
         raise
 
 
-Body = Callable[
-    [psycopg.AsyncConnection[Any], Run, settings.Settings, clients.Limiter, dict[str, Any]],
-    Awaitable[None],
-]
+Body = Callable[[Run, settings.Settings, clients.Limiter, dict[str, Any]], Awaitable[None]]
 
 
 async def catalog(
-    conn: psycopg.AsyncConnection[Any],
     run: Run,
     config: settings.Settings,
     limiter: clients.Limiter,
@@ -88,7 +97,6 @@ async def catalog(
                     fetch = asyncio.ensure_future(shikimori.animes(page + 1))
                 cursor = {"page": page + 1} if more else {"page": page + 1, "done": True}
                 await stage(
-                    conn,
                     "select ingest.stage_anime(%s, %s, %s, %s, %s, %s)",
                     (
                         run.id,
@@ -111,7 +119,6 @@ async def catalog(
 
 
 async def episodes(
-    conn: psycopg.AsyncConnection[Any],
     run: Run,
     config: settings.Settings,
     limiter: clients.Limiter,
@@ -122,7 +129,7 @@ async def episodes(
     async with clients.Kodik(config, limiter) as kodik:
         ids = args.get("shikimori_ids")
         if ids:
-            await search_episodes(conn, run, kodik, [int(i) for i in ids], run.cursor)
+            await search_episodes(run, kodik, [int(i) for i in ids], run.cursor)
             return
         if run.cursor.get("done"):
             return
@@ -132,7 +139,6 @@ async def episodes(
             pages_total = math.ceil(total / clients.KODIK_PAGE_SIZE) if total is not None else None
             new_cursor: dict[str, Any] = {"next": next_cursor} if next_cursor else {"done": True}
             await stage(
-                conn,
                 "select ingest.stage_episodes(%s, %s, %s, %s, %s, %s)",
                 (
                     run.id,
@@ -149,7 +155,6 @@ async def episodes(
 
 
 async def search_episodes(
-    conn: psycopg.AsyncConnection[Any],
     run: Run,
     kodik: clients.Kodik,
     ids: list[int],
@@ -165,14 +170,12 @@ async def search_episodes(
         if phase:
             new_cursor["phase"] = phase
         await stage(
-            conn,
             "select ingest.stage_episodes(%s, %s, %s, %s, %s, %s)",
             (run.id, run.job_id, Jsonb(new_cursor), Jsonb(results), total, kodik.take_requests()),
         )
 
 
 async def schedule(
-    conn: psycopg.AsyncConnection[Any],
     run: Run,
     config: settings.Settings,
     limiter: clients.Limiter,
@@ -184,14 +187,12 @@ async def schedule(
     async with clients.Shikimori(config, limiter) as shikimori:
         items = await shikimori.calendar()
         await stage(
-            conn,
             "select ingest.stage_schedule(%s, %s, %s, %s)",
             (run.id, run.job_id, Jsonb(items), shikimori.take_requests()),
         )
 
 
 async def autoupdate(
-    conn: psycopg.AsyncConnection[Any],
     run: Run,
     config: settings.Settings,
     limiter: clients.Limiter,
@@ -199,9 +200,7 @@ async def autoupdate(
 ) -> None:
     """Ongoing titles: refresh their catalog rows (GraphQL `animes(ids:)`, 50 at a time), then
     their Kodik players (/search by shikimori_id). Cursor {"phase", "offset"}."""
-    cur = await conn.execute("select ingest.ongoing_shikimori_ids()")
-    row = await cur.fetchone()
-    ids: list[int] = list(row[0]) if row else []
+    ids: list[int] = list(await fetch_value("select ingest.ongoing_shikimori_ids()", ()) or [])
     phase = run.cursor.get("phase", "catalog")
     if phase == "catalog":
         offset = int(run.cursor.get("offset", 0))
@@ -211,7 +210,6 @@ async def autoupdate(
                 items = await shikimori.animes(1, ids=batch)
                 offset += clients.PAGE_SIZE
                 await stage(
-                    conn,
                     "select ingest.stage_anime(%s, %s, %s, %s, %s, %s)",
                     (
                         run.id,
@@ -224,7 +222,7 @@ async def autoupdate(
                 )
         run.cursor = {"phase": "episodes", "offset": 0}
     async with clients.Kodik(config, limiter) as kodik:
-        await search_episodes(conn, run, kodik, ids, run.cursor, phase="episodes")
+        await search_episodes(run, kodik, ids, run.cursor, phase="episodes")
 
 
 BODIES: dict[str, Body] = {
@@ -235,15 +233,11 @@ BODIES: dict[str, Body] = {
 }
 
 
-async def begin(
-    conn: psycopg.AsyncConnection[Any], task: str, job_id: int, args: dict[str, Any]
-) -> Run | None:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "select * from ingest.begin_run(%s, %s, %s, %s, %s)",
-            (task, job_id, Jsonb(args), args.get("tick"), os.getpid()),
-        )
-        row = await cur.fetchone()
+async def begin(task: str, job_id: int, args: dict[str, Any]) -> Run | None:
+    row = await fetch_row(
+        "select * from ingest.begin_run(%s, %s, %s, %s, %s)",
+        (task, job_id, Jsonb(args), args.get("tick"), os.getpid()),
+    )
     if row is None or row["id"] is None:
         return None
     return Run(
@@ -252,95 +246,77 @@ async def begin(
 
 
 async def finish(
-    conn: psycopg.AsyncConnection[Any],
-    run: Run,
-    status: str,
-    code: str | None = None,
-    message: str | None = None,
+    run: Run, status: str, code: str | None = None, message: str | None = None
 ) -> dict[str, Any] | None:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "select status, pages_done, items_fetched, items_inserted, items_updated,"
-            " items_unchanged, items_skipped, requests, published"
-            " from ingest.finish_run(%s, %s, %s, %s, %s)",
-            (run.id, run.job_id, status, code, message),
-        )
-        return await cur.fetchone()
+    return await fetch_row(
+        "select status, pages_done, items_fetched, items_inserted, items_updated,"
+        " items_unchanged, items_skipped, requests, published"
+        " from ingest.finish_run(%s, %s, %s, %s, %s)",
+        (run.id, run.job_id, status, code, message),
+    )
 
 
-async def note_requests(conn: psycopg.AsyncConnection[Any], run: Run, limiter: clients.Limiter) -> None:
+async def note_requests(run: Run, limiter: clients.Limiter) -> None:
     if n := limiter.take():
-        await conn.execute("select ingest.note_requests(%s, %s, %s)", (run.id, run.job_id, n))
+        await fetch_value("select ingest.note_requests(%s, %s, %s)", (run.id, run.job_id, n))
 
 
 async def run(task: str, job_id: int, args: dict[str, Any]) -> dict[str, Any] | None:
     """Run (or resume) one sync; returns the finished run's summary. Upstream failures are
     recorded in the run and re-raised so the Procrastinate job is marked failed too."""
-    config = settings.load()
-    async with await connect() as conn, await connect() as limiter_conn:
-        current = await begin(conn, task, job_id, args)
-        if current is None:
-            logger.warning("%s: ingest is stopped (emergency stop); nothing done", task)
+    current = await begin(task, job_id, args)
+    if current is None:
+        logger.warning("%s: ingest is stopped (emergency stop); nothing done", task)
+        return None
+    logger.info(
+        "%s: run %s attempt %s from cursor %s",
+        task,
+        current.id,
+        current.attempts,
+        current.cursor,
+    )
+    limiter = clients.Limiter(pool.connection)
+    try:
+        await BODIES[task](current, settings.loaded, limiter, args)
+    except Fenced:
+        logger.warning("%s: run %s was taken over by another job; stopping", task, current.id)
+        return None
+    except Stopped:
+        return await finish(current, "cancelled", "emergency_stop", "stopped by the emergency stop")
+    except asyncio.CancelledError:
+        await asyncio.shield(finish(current, "cancelled", "aborted", "job aborted"))
+        raise
+    except clients.UpstreamError as exc:
+        await note_requests(current, limiter)
+        await finish(current, "failed", exc.code, str(exc))
+        raise
+    except Exception as exc:
+        await finish(current, "failed", "internal_error", f"{type(exc).__name__}: {exc}")
+        raise
+    try:
+        summary = await finish(current, "succeeded")
+    except psycopg.Error as exc:
+        if exc.sqlstate == "KI001":
             return None
-        logger.info(
-            "%s: run %s attempt %s from cursor %s",
-            task,
-            current.id,
-            current.attempts,
-            current.cursor,
-        )
-        limiter = clients.Limiter(limiter_conn)
-        try:
-            await BODIES[task](conn, current, config, limiter, args)
-        except Fenced:
-            logger.warning("%s: run %s was taken over by another job; stopping", task, current.id)
-            return None
-        except Stopped:
-            return await finish(
-                conn, current, "cancelled", "emergency_stop", "stopped by the emergency stop"
-            )
-        except asyncio.CancelledError:
-            await asyncio.shield(finish(conn, current, "cancelled", "aborted", "job aborted"))
-            raise
-        except clients.UpstreamError as exc:
-            await note_requests(conn, current, limiter)
-            await finish(conn, current, "failed", exc.code, str(exc))
-            raise
-        except Exception as exc:
-            await finish(conn, current, "failed", "internal_error", f"{type(exc).__name__}: {exc}")
-            raise
-        try:
-            summary = await finish(conn, current, "succeeded")
-        except psycopg.Error as exc:
-            if exc.sqlstate == "KI001":
-                return None
-            await finish(conn, current, "failed", "publish_failed", f"{type(exc).__name__}: {exc}")
-            raise
-        logger.info("%s: run %s done: %s", task, current.id, summary)
-        return summary
+        await finish(current, "failed", "publish_failed", f"{type(exc).__name__}: {exc}")
+        raise
+    logger.info("%s: run %s done: %s", task, current.id, summary)
+    return summary
 
 
 async def tick(task: str, timestamp: int) -> str:
-    async with await connect() as conn:
-        cur = await conn.execute("select ingest.tick(%s, %s)", (task, timestamp))
-        row = await cur.fetchone()
-    decision = str(row[0]) if row else "?"
+    answer = await fetch_value("select ingest.tick(%s, %s)", (task, timestamp))
+    decision = "?" if answer is None else str(answer)
     logger.info("tick %s @%s: %s", task, timestamp, decision)
     return decision
 
 
 async def sweep(seconds: float) -> int:
-    async with await connect() as conn:
-        cur = await conn.execute("select ingest.sweep_stalled(%s)", (seconds,))
-        row = await cur.fetchone()
-    swept = int(row[0]) if row else 0
+    swept = int(await fetch_value("select ingest.sweep_stalled(%s)", (seconds,)) or 0)
     if swept:
         logger.warning("swept %d stalled job(s)", swept)
     return swept
 
 
 async def publish() -> dict[str, Any]:
-    async with await connect() as conn:
-        cur = await conn.execute("select ingest.publish()")
-        row = await cur.fetchone()
-    return dict(row[0]) if row else {}
+    return dict(await fetch_value("select ingest.publish()", ()) or {})

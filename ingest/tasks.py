@@ -96,23 +96,23 @@ async def ingest_tick(timestamp: int, task: str) -> str:
     return await sync.tick(task, timestamp)
 
 
-for _task, _cron in settings.CRON.items():
+for _task, _cron in settings.loaded.sync_crons().items():
     app.periodic(cron=_cron, periodic_id=_task, task_kwargs={"task": _task})(ingest_tick)
 
 
-@app.periodic(cron=settings.SWEEP_CRON, periodic_id="sweep")
+@app.periodic(cron=settings.loaded.sweep_cron, periodic_id="sweep")
 @app.task(name="sweep_stalled", queue=PERIODIC_QUEUE)
 async def sweep_stalled(timestamp: int) -> int:
     """Fail jobs of dead workers and queue their syncs again (they resume from the cursor)."""
-    return await sync.sweep(settings.load().stalled_seconds)
+    return await sync.sweep(settings.loaded.stalled_seconds)
 
 
-@app.periodic(cron=settings.PURGE_CRON, periodic_id="purge_jobs")
+@app.periodic(cron=settings.loaded.purge_cron, periodic_id="purge_jobs")
 @app.task(name="purge_finished_jobs", queue=PERIODIC_QUEUE, pass_context=True)
 async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
     """Delete queue rows of jobs that finished (in any final state) more than
     INGEST_JOB_RETENTION_HOURS ago; Procrastinate keeps them forever otherwise. The outcome of
     every sync stays in data.sync_runs."""
     await context.app.job_manager.delete_old_jobs(
-        nb_hours=settings.JOB_RETENTION_HOURS, include_failed=True, include_cancelled=True, include_aborted=True
+        nb_hours=settings.loaded.job_retention_hours, include_failed=True, include_cancelled=True, include_aborted=True
     )

@@ -5,11 +5,11 @@ its keyset cursor. The same behaviours against the real local upstream are in te
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from ingest import clients, settings
 
@@ -27,9 +27,9 @@ class CountingLimiter:
         return self.granted
 
 
-CONFIG = dataclasses.replace(settings.load(), shikimori_base_url="https://shikimori.test",
-                             kodik_base_url="https://kodik.test", kodik_token="secret-token",
-                             retries=3, backoff=0.01, backoff_max=0.05)
+CONFIG = settings.Settings(SHIKIMORI_BASE_URL="https://shikimori.test", KODIK_BASE_URL="https://kodik.test",
+                           KODIK_TOKEN="secret-token", INGEST_HTTP_RETRIES=3, INGEST_BACKOFF_SECONDS=0.01,
+                           INGEST_BACKOFF_MAX_SECONDS=0.05)
 
 
 def answers(*responses: httpx.Response | Exception) -> tuple[httpx.MockTransport, list[httpx.Request]]:
@@ -110,7 +110,7 @@ def test_kodik_reports_a_bad_token_without_retrying():
 
 def test_kodik_needs_a_token():
     with pytest.raises(clients.UpstreamError) as failure:
-        clients.Kodik(dataclasses.replace(CONFIG, kodik_token=""), CountingLimiter())
+        clients.Kodik(CONFIG.model_copy(update={"kodik_token": SecretStr("")}), CountingLimiter())
     assert failure.value.code == "kodik_token_missing"
 
 
