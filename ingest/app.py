@@ -7,12 +7,14 @@ migrations/0020 lives. Nothing connects at import.
 
 from __future__ import annotations
 
+import os
 from typing import Unpack
 
 import procrastinate
 from procrastinate.app import WorkerOptions
 
 from ingest import pool, settings
+from observability import logs
 
 
 class IngestApp(procrastinate.App):
@@ -25,6 +27,13 @@ class IngestApp(procrastinate.App):
         finally:
             await pool.close()
 
+
+# LOG_FORMAT set (compose sets json): this process's lines take observability/logs.py's shape.
+# At import because `procrastinate --app=ingest.app …` imports the app while parsing its
+# arguments, before its own logging.basicConfig, which then finds this handler and adds none.
+# Unset, Procrastinate's own text lines stay (and --log-level with them).
+if os.environ.get("LOG_FORMAT", "").strip():
+    logs.configure("ingest", level=os.environ.get("PROCRASTINATE_LOG_LEVEL", "info").upper())
 
 app = IngestApp(
     connector=procrastinate.PsycopgConnector(

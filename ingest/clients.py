@@ -24,6 +24,7 @@ import httpx
 import psycopg
 
 from ingest import settings as settings_module
+from observability import logs
 
 logger = logging.getLogger("ingest.clients")
 
@@ -48,7 +49,9 @@ class UpstreamError(Exception):
     """An upstream call that failed for good; ``code`` is stored in data.sync_runs.error_code."""
 
     def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
+        # masked here, once: the message goes to the log and to data.sync_runs.error (which
+        # admins read), and may quote an upstream URL with Kodik's token in it (next_page)
+        super().__init__(logs.redact(message))
         self.code = code
         self.retryable = retryable
 

@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ingest import clients, pool, settings
+from observability import logs
 
 logger = logging.getLogger("ingest.sync")
 
@@ -261,9 +262,13 @@ async def note_requests(run: Run, limiter: clients.Limiter) -> None:
         await fetch_value("select ingest.note_requests(%s, %s, %s)", (run.id, run.job_id, n))
 
 
-async def run(task: str, job_id: int, args: dict[str, Any]) -> dict[str, Any] | None:
+async def run(
+    task: str, job_id: int, args: dict[str, Any], request_id: str | None = None
+) -> dict[str, Any] | None:
     """Run (or resume) one sync; returns the finished run's summary. Upstream failures are
-    recorded in the run and re-raised so the Procrastinate job is marked failed too."""
+    recorded in the run and re-raised so the Procrastinate job is marked failed too.
+    ``request_id``: of the request that queued the job; every log line of the run names it."""
+    logs.request_id.set(logs.well_formed_request_id(request_id))
     current = await begin(task, job_id, args)
     if current is None:
         logger.warning("%s: ingest is stopped (emergency stop); nothing done", task)

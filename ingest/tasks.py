@@ -3,6 +3,8 @@ takes {} for a full run. Every sync carries lock = queueing_lock = "ingest:<task
 of data.sync_tasks says (the owner of the task list; tests/ingest/test_tasks.py proves they
 agree): with any number of workers one runs and at most one waits.
 Periodic ticks (cron from the environment) ask ``ingest.tick`` whether to defer a sync.
+A sync queued by an HTTP request carries its ``request_id`` (ingest.defer); the run's log
+lines name it.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ def job_args(tick: int | None, **extra: Any) -> dict[str, Any]:
     queueing_lock=lock("sync_catalog"),
     pass_context=True,
 )
-async def sync_catalog(context: JobContext, tick: int | None = None) -> None:
+async def sync_catalog(context: JobContext, tick: int | None = None, request_id: str | None = None) -> None:
     """All Shikimori titles into staging, then publish."""
     assert context.job.id is not None
-    await sync.run("sync_catalog", context.job.id, job_args(tick))
+    await sync.run("sync_catalog", context.job.id, job_args(tick), request_id)
 
 
 @app.task(
@@ -50,10 +52,10 @@ async def sync_catalog(context: JobContext, tick: int | None = None) -> None:
     queueing_lock=lock("sync_schedule"),
     pass_context=True,
 )
-async def sync_schedule(context: JobContext, tick: int | None = None) -> None:
+async def sync_schedule(context: JobContext, tick: int | None = None, request_id: str | None = None) -> None:
     """The Shikimori calendar into staging, then publish."""
     assert context.job.id is not None
-    await sync.run("sync_schedule", context.job.id, job_args(tick))
+    await sync.run("sync_schedule", context.job.id, job_args(tick), request_id)
 
 
 @app.task(
@@ -64,11 +66,14 @@ async def sync_schedule(context: JobContext, tick: int | None = None) -> None:
     pass_context=True,
 )
 async def sync_episodes(
-    context: JobContext, tick: int | None = None, shikimori_ids: list[int] | None = None
+    context: JobContext,
+    tick: int | None = None,
+    shikimori_ids: list[int] | None = None,
+    request_id: str | None = None,
 ) -> None:
     """Kodik players (all, or for `shikimori_ids`) into staging, then publish."""
     assert context.job.id is not None
-    await sync.run("sync_episodes", context.job.id, job_args(tick, shikimori_ids=shikimori_ids))
+    await sync.run("sync_episodes", context.job.id, job_args(tick, shikimori_ids=shikimori_ids), request_id)
 
 
 @app.task(
@@ -78,10 +83,10 @@ async def sync_episodes(
     queueing_lock=lock("autoupdate"),
     pass_context=True,
 )
-async def autoupdate(context: JobContext, tick: int | None = None) -> None:
+async def autoupdate(context: JobContext, tick: int | None = None, request_id: str | None = None) -> None:
     """Refresh ongoing titles (catalog fields and Kodik players), then publish."""
     assert context.job.id is not None
-    await sync.run("autoupdate", context.job.id, job_args(tick))
+    await sync.run("autoupdate", context.job.id, job_args(tick), request_id)
 
 
 @app.task(name="publish", queue=SYNC_QUEUE)

@@ -7,13 +7,21 @@ language sql stable parallel safe set search_path = '' as $$
   select array_agg(t.task order by t.task) from data.sync_tasks t
 $$;
 
-/* Queue a sync job; null when one is already waiting (its queueing lock is taken). */
+/* Queue a sync job; null when one is already waiting (its queueing lock is taken). A job
+   queued by an HTTP request (an admin RPC through PostgREST) carries that request's
+   X-Request-Id as the `request_id` argument, so the worker's log lines for it name the request
+   (observability/logs.py checks its form); a resumed job keeps it in its arguments. */
 create or replace function ingest.defer(p_task text, p_args jsonb default '{}') returns bigint
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_lock text;
   v_ids bigint[];
+  v_request_id text := pg_catalog.left(private.request_header('x-request-id'), 64);
 begin
+  p_args := coalesce(p_args, '{}');
+  if v_request_id is not null and not p_args ? 'request_id' then
+    p_args := p_args || jsonb_build_object('request_id', v_request_id);
+  end if;
   select t.lock into v_lock from data.sync_tasks t where t.task = p_task;
   if v_lock is null then
     raise exception 'unknown sync task %', p_task using errcode = 'KI005',
@@ -21,7 +29,7 @@ begin
   end if;
   begin
     v_ids := procrastinate.procrastinate_defer_jobs_v1(array[
-      row('sync', p_task, 0, v_lock, v_lock, coalesce(p_args, '{}'), null)
+      row('sync', p_task, 0, v_lock, v_lock, p_args, null)
         ::procrastinate.procrastinate_job_to_defer_v1]);
   exception when unique_violation then
     return null;

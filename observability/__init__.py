@@ -1,0 +1,1 @@
+"""What every Kitsu process shares for being observed: its log lines (logs.py)."""
