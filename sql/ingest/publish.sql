@@ -16,22 +16,23 @@ language sql immutable parallel safe set search_path = '' as $$
                 where not ingest.keeps(p_edited, p_locked, f))
 $$;
 
-/* Publish every staged change (or only the titles in p_only). p_run_id: the run calling it
-   (its own rows count as finished). Returns what changed, by table. */
-create or replace function ingest.publish(p_run_id bigint default null, p_only integer[] default null)
+/* Rows staged by a run count once that run is finished (or when it is the run publishing). */
+create or replace function ingest.staged_by_finished_run(p_staged_by bigint, p_run_id bigint) returns boolean
+language sql stable parallel safe set search_path = '' as $$
+  select p_staged_by is null or p_staged_by = p_run_id
+      or not exists (select 1 from data.sync_runs r where r.id = p_staged_by and r.finished_at is null)
+$$;
+
+/* Publish step 1: titles and their genres (matched, inserted, updated); returns counts. */
+create or replace function ingest.publish_titles(p_run_id bigint, p_only integer[], p_new_title_state text)
 returns jsonb
 language plpgsql volatile security definer set search_path = '' set timezone = 'UTC' as $$
 declare
-  s            data.ingest_settings;
   v_ids        integer[];
   v_n          integer;
   v_m          integer;
   v_result     jsonb := '{}';
 begin
-  -- one publisher at a time (catalog, episodes and schedule syncs may finish together)
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('kitsu.ingest.publish'));
-  select * into s from data.ingest_settings;
-
   -- titles: match staged rows to catalog rows that already carry their shikimori_id
   update data.staging_anime sa
      set anime_id = a.id, matched_by = 'auto'
@@ -44,8 +45,7 @@ begin
    where sa.published_hash is distinct from sa.content_hash
      and sa.matched_by is distinct from 'unmatched'
      and (p_only is null or sa.shikimori_id = any (p_only))
-     and (sa.run_id is null or sa.run_id = p_run_id
-          or not exists (select 1 from data.sync_runs r where r.id = sa.run_id and r.finished_at is null));
+     and ingest.staged_by_finished_run(sa.run_id, p_run_id);
 
   insert into data.genres as g (id, name, name_ru)
   select distinct on ((x ->> 'id')::integer) (x ->> 'id')::integer, x ->> 'name', nullif(x ->> 'russian', '')
@@ -65,7 +65,7 @@ begin
                             next_episode_at, poster_url, description, state, source, content_hash, genres)
     select sa.shikimori_id, r.title, r.title_ru, r.title_en, r.title_original, r.synonyms, r.kind, r.status,
            r.episodes_total, r.episodes_aired, r.score, r.rating, r.year, r.season, r.aired_on, r.released_on,
-           r.next_episode_at, r.poster_url, r.description, s.new_title_state, 'parser', sa.content_hash,
+           r.next_episode_at, r.poster_url, r.description, p_new_title_state, 'parser', sa.content_hash,
            -- what the genre links below will give it, so they need not rewrite the new row
            private.genre_names(array(select (x ->> 'id')::integer from jsonb_array_elements(sa.payload -> 'genres') x))
       from data.staging_anime sa
@@ -128,6 +128,18 @@ begin
     from unnest(v_ids) c(id)
    where c.id = sa.shikimori_id and sa.anime_id is not null;
 
+  return v_result;
+end
+$$;
+
+/* Publish step 2: translations, episodes and player links of titles in the catalog. */
+create or replace function ingest.publish_players(p_run_id bigint, p_only integer[])
+returns jsonb
+language plpgsql volatile security definer set search_path = '' set timezone = 'UTC' as $$
+declare
+  v_n          integer;
+  v_result     jsonb := '{}';
+begin
   -- players: staged (title, translation) rows whose title is in the catalog
   create temp table if not exists ingest_publish_episodes (
     shikimori_id integer, translation_id integer, anime_id uuid
@@ -141,8 +153,7 @@ begin
    where se.published_hash is distinct from se.content_hash
      and coalesce(sa.anime_id, a.id) is not null
      and (p_only is null or se.shikimori_id = any (p_only))
-     and (se.run_id is null or se.run_id = p_run_id
-          or not exists (select 1 from data.sync_runs r where r.id = se.run_id and r.finished_at is null));
+     and ingest.staged_by_finished_run(se.run_id, p_run_id);
 
   insert into data.translations as t (id, title, type)
   select distinct on (se.translation_id) se.translation_id, se.translation_title, se.translation_type
@@ -179,6 +190,18 @@ begin
     from pg_temp.ingest_publish_episodes c
    where c.shikimori_id = se.shikimori_id and c.translation_id = se.translation_id;
 
+  return v_result;
+end
+$$;
+
+/* Publish step 3: the airing schedule of titles in the catalog. */
+create or replace function ingest.publish_schedule(p_run_id bigint, p_only integer[])
+returns jsonb
+language plpgsql volatile security definer set search_path = '' set timezone = 'UTC' as $$
+declare
+  v_n          integer;
+  v_result     jsonb := '{}';
+begin
   -- schedule
   with c as (
     select ss.shikimori_id, coalesce(sa.anime_id, a.id) as anime_id
@@ -188,8 +211,7 @@ begin
      where ss.published_hash is distinct from ss.content_hash
        and coalesce(sa.anime_id, a.id) is not null
        and (p_only is null or ss.shikimori_id = any (p_only))
-       and (ss.run_id is null or ss.run_id = p_run_id
-            or not exists (select 1 from data.sync_runs r where r.id = ss.run_id and r.finished_at is null))
+       and ingest.staged_by_finished_run(ss.run_id, p_run_id)
   ), up as (
     insert into data.schedule as d (anime_id, episode_number, airs_at)
     select c.anime_id, ss.episode_number, ss.airs_at
@@ -205,6 +227,24 @@ begin
   select (select count(*) from up) into v_n;
   v_result := v_result || jsonb_build_object('schedule_written', v_n);
   return v_result;
+end
+$$;
+
+/* Publish every staged change (or only the titles in p_only). p_run_id: the run calling it
+   (its own rows count as finished). Returns what changed, by table. The steps run in this
+   order because players and schedule attach to the titles step 1 published. */
+create or replace function ingest.publish(p_run_id bigint default null, p_only integer[] default null)
+returns jsonb
+language plpgsql volatile security definer set search_path = '' set timezone = 'UTC' as $$
+declare
+  v_state text;
+begin
+  -- one publisher at a time (catalog, episodes and schedule syncs may finish together)
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('kitsu.ingest.publish'));
+  select s.new_title_state into v_state from data.ingest_settings s;
+  return ingest.publish_titles(p_run_id, p_only, v_state)
+      || ingest.publish_players(p_run_id, p_only)
+      || ingest.publish_schedule(p_run_id, p_only);
 end
 $$;
 comment on function ingest.publish(bigint, integer[]) is 'Publish staged changes into the catalog (all, or only the given shikimori ids); returns counts.';
