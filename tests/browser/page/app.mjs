@@ -1,7 +1,7 @@
 // A frontend's first minutes against the gateway, from another origin: register, sign in, add
 // favorites with postgrest-js, list them with their titles embedded, sign out, and see the old
-// token refused. Every step writes its outcome into the DOM (<li id="step-NAME" data-state=ok|error|
-// skipped>); #done appears at the end, whatever happened, so a test can wait for it.
+// token refused. Every step writes its outcome into the DOM (<li id="step-NAME" data-state="ok|error|
+// skipped" data-detail="...">); #done appears at the end, whatever happened, so a test can wait for it.
 import { PostgrestClient } from "./vendor/postgrest-js.mjs";
 
 const params = new URLSearchParams(location.search);
@@ -23,9 +23,10 @@ const items = Object.fromEntries(STEPS.map((name) => {
   return [name, li];
 }));
 
-function show(name, state, detail) {
+function show(name, state, detail = "") {
   items[name].dataset.state = state;
-  items[name].textContent = detail === undefined ? state : `${state}: ${detail}`;
+  items[name].dataset.detail = detail;
+  items[name].textContent = detail ? `${name}: ${state} (${detail})` : `${name}: ${state}`;
 }
 
 // fetch() rejects on a network or CORS failure (TypeError: Failed to fetch); a refused request
