@@ -117,11 +117,13 @@ class Seen:
     steps: dict[str, tuple[str, str]]  # step -> (data-state, data-detail)
     favorites: list[str]
     console: list[str]
+    requests: list[tuple[object, object, object]]  # (method, path, status) in the gateway's access log
 
 
 def run_page(driver: webdriver.Chrome, origin: str, edge: Edge, tmp_path: Path,
              capsys: pytest.CaptureFixture[str]) -> Seen:
     anime = ",".join(str(anime_id) for anime_id in edge.published[:2])
+    logged_before = len(edge.access_log())
     driver.get(f"{origin}/index.html?{urlencode({'api': edge.url, 'anime': anime})}")
     try:
         WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "done"))
@@ -137,7 +139,8 @@ def run_page(driver: webdriver.Chrome, origin: str, edge: Edge, tmp_path: Path,
              for item in driver.find_elements(By.CSS_SELECTOR, "#steps li")}
     return Seen(email=driver.find_element(By.ID, "email").text, steps=steps,
                 favorites=[item.text for item in driver.find_elements(By.CSS_SELECTOR, "#favorites li")],
-                console=[entry["message"] for entry in driver.get_log("browser")])
+                console=[entry["message"] for entry in driver.get_log("browser")],
+                requests=[(e["method"], e["path"], e["status"]) for e in edge.access_log()[logged_before:]])
 
 
 def test_the_page_on_an_allowed_origin_signs_in_keeps_favorites_and_signs_out(
@@ -149,6 +152,10 @@ def test_the_page_on_an_allowed_origin_signs_in_keeps_favorites_and_signs_out(
         "list-favorites": ("ok", "2"), "logout": ("ok", ""), "after-logout": ("ok", "HTTP 401"),
     }, seen.console
     assert seen.favorites == ["Gateway title 0", "Gateway title 1"]  # embedded from the anime resource
+    # one request lists the favorites with their titles (the preflights are the browser's own)
+    assert [request for request in seen.requests if request[0] != "OPTIONS"] == [
+        ("POST", "/auth/register", 201), ("POST", "/auth/login", 200), ("POST", "/favorites", 201),
+        ("GET", "/favorites", 200), ("POST", "/auth/logout", 204), ("GET", "/favorites", 401)]
     with owner_connect(browser_edge.db) as conn:
         favorites = {anime_id for (anime_id,) in conn.execute(
             "select f.anime_id from data.favorites f join data.users u on u.id = f.user_id where u.email = %s",
@@ -165,10 +172,12 @@ def test_the_same_page_on_an_origin_not_on_the_list_fails_visibly(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     seen = run_page(chromium, page_origins[1], browser_edge, tmp_path, capsys)
     state, text = seen.steps["register"]
-    assert state == "error" and "Failed to fetch" in text, seen.steps  # what fetch() says on a CORS refusal
+    # fetch() cannot tell a CORS refusal from a network error; the console can
+    assert (state, text) == ("error", "Error: network or CORS refusal (Failed to fetch)"), seen.steps
     assert {name: seen.steps[name][0] for name in STEPS[1:]} == dict.fromkeys(STEPS[1:], "skipped")
     assert seen.favorites == []
     assert any("blocked by CORS policy" in message for message in seen.console), seen.console
-    # the preflight was refused at the edge, so the registration itself was never sent
+    # the preflight got no CORS headers at the edge, so the registration itself was never sent
+    assert seen.requests == [("OPTIONS", "/auth/register", 204)]
     with owner_connect(browser_edge.db) as conn:
         assert conn.execute("select count(*) from data.users where email = %s", (seen.email,)).fetchone() == (0,)

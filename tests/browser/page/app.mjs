@@ -34,7 +34,8 @@ function show(name, state, detail = "") {
 async function auth(path, body, token) {
   const headers = { "Content-Type": "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(`${api}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
+  const response = await fetch(`${api}${path}`, { method: "POST", headers, body: JSON.stringify(body) })
+    .catch((error) => { throw new Error(`network or CORS refusal (${error.message})`); });
   const text = await response.text();
   if (!response.ok) throw new Error(`HTTP ${response.status} ${text}`);
   return text ? JSON.parse(text) : null;
