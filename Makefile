@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export KITSU_DB ?= kitsu
 
-.PHONY: help venv postgrest env setup migrate run test test-fast bench bench-auth bench-ingest lint up down grant-role
+.PHONY: help venv postgrest env setup migrate run test test-fast bench bench-auth bench-ingest lint up down grant-role browser-deps
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -61,3 +61,21 @@ down: ## docker compose down
 
 bench-ingest: venv ## ingest benchmark: 20,000 titles/s with the limit off, limited run vs its floor
 	$(PY) -m ops.bench.ingest
+
+# tests/browser: @supabase/postgrest-js bundled for the browser (npm registry; git-ignored .cache/browser).
+# The bundle's name carries the versions, so changing one rebuilds it; the last line printed is its path.
+BROWSER_CACHE := .cache/browser
+POSTGREST_JS_VERSION := 1.21.4
+ESBUILD_VERSION := 0.28.2
+BROWSER_BUNDLE := $(BROWSER_CACHE)/postgrest-js-$(POSTGREST_JS_VERSION)-esbuild-$(ESBUILD_VERSION).mjs
+
+$(BROWSER_BUNDLE):
+	@command -v npm >/dev/null || { echo "error: npm is not on PATH; the browser test bundles @supabase/postgrest-js with it (Node.js)" >&2; exit 1; }
+	npm install --prefix $(BROWSER_CACHE) --save-exact --no-audit --no-fund --loglevel=error \
+		@supabase/postgrest-js@$(POSTGREST_JS_VERSION) esbuild@$(ESBUILD_VERSION)
+	cd $(BROWSER_CACHE) && ./node_modules/.bin/esbuild node_modules/@supabase/postgrest-js/dist/esm/wrapper.mjs \
+		--bundle --platform=browser --format=esm --log-level=warning --outfile=$(notdir $@).tmp
+	mv $@.tmp $@
+
+browser-deps: $(BROWSER_BUNDLE) ## postgrest-js bundled for tests/browser (npm; skipped when built); prints its path
+	@echo $(BROWSER_BUNDLE)

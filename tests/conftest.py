@@ -12,8 +12,10 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import jwt
 import psycopg
 import pytest
@@ -21,11 +23,14 @@ import pytest
 from auth_service import keys
 from database import build as db
 from ops import embedded_pg, services
+from ops.launch import auth_process, gateway_process, nginx_binary
+from tests.helpers import create_anime
 
 LOG_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 # fixtures that start real processes (PostgREST, uvicorn, workers, the upstream, `make run`):
 # a test using one is a process-level test, marked `processes` (`make test-fast` leaves them out)
-PROCESS_FIXTURES = {"start_postgrest", "start_auth", "start_worker", "start_upstream", "start_gateway", "run_env"}
+PROCESS_FIXTURES = {"start_postgrest", "start_auth", "start_worker", "start_upstream", "start_gateway", "start_edge",
+                    "run_env"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -178,3 +183,81 @@ def api_db(make_db: Callable[[], str]) -> str:
 @pytest.fixture(scope="module")
 def postgrest(api_db: str, start_postgrest: Callable[..., services.Service]) -> services.Service:
     return start_postgrest(api_db)
+
+
+# --- the gateway (tests/gateway, tests/browser) ------------------------------------------------
+
+@dataclass
+class Edge:
+    """nginx with the gateway configuration in front of a real PostgREST and a real auth_service
+    (two uvicorn workers) on one database seeded with published titles and a draft."""
+
+    url: str
+    db: str
+    postgrest: services.Service
+    auth: services.Service
+    gateway: services.Service
+    published: list[uuid.UUID]
+    draft: uuid.UUID
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def access_log(self) -> list[dict[str, object]]:
+        path = self.gateway.log_path.with_name(self.gateway.log_path.stem + "-access.log")  # type: ignore[union-attr]
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., services.Service]]:
+    """Factory: nginx with the gateway configuration in front of the given services."""
+    if nginx_binary() is None:
+        pytest.fail("nginx is not installed (Debian package nginx; .ci/run installs it)")
+    started: list[services.Service] = []
+
+    def start(postgrest: services.Service, postgrest_admin: str, auth: services.Service, *,
+              wait: bool = True, **env: str) -> services.Service:
+        run_dir = tmp_path_factory.mktemp("gateway")
+        gateway = gateway_process(postgrest=postgrest, postgrest_admin=postgrest_admin, auth=auth,
+                                  run_dir=run_dir, port=services.free_port(), env=env,
+                                  log_path=LOG_DIR / f"gateway-{run_dir.name}.log")
+        started.append(gateway.start())
+        return gateway.wait_ready(timeout=20) if wait else gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def start_edge(make_db, start_postgrest, start_gateway, signing_key) -> Iterator[Callable[..., Edge]]:
+    """Factory: a fresh seeded database with PostgREST, auth_service and the gateway in front;
+    ``env`` sets the edge (CORS_ALLOWED_ORIGINS, GATEWAY_*). Stopped when the module ends."""
+    # imported here: tests/auth_service/conftest.py imports this module
+    from tests.auth_service.conftest import CHEAP_HASHING
+
+    auths: list[services.Service] = []
+
+    def start(**env: str) -> Edge:
+        dbname = make_db()
+        with owner_connect(dbname) as conn:
+            published = [create_anime(conn, f"Gateway title {i}", episodes=2) for i in range(5)]
+            draft = create_anime(conn, "Hidden draft", state="draft")
+        admin_port = services.free_port()
+        postgrest = start_postgrest(dbname, admin_port=admin_port)
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        auth = auth_process(dbname, port=services.free_port(), workers=2, env={
+            **CHEAP_HASHING,
+            "AUTH_JWT_KEYS": json.dumps({TEST_KID: signing_key}),
+            "AUTH_TRUSTED_PROXIES": "127.0.0.1/32",  # the gateway, the only proxy auth_service trusts
+            "AUTH_PURGE_INTERVAL": "3600",
+        }, log_path=LOG_DIR / f"auth-gateway-{dbname}.log").start()
+        auths.append(auth)
+        auth.wait_ready(timeout=60)
+        gateway = start_gateway(postgrest, f"127.0.0.1:{admin_port}", auth, **env)
+        assert gateway.url
+        return Edge(gateway.url, dbname, postgrest, auth, gateway, published, draft)
+
+    yield start
+    for auth in auths:
+        auth.stop()
