@@ -38,11 +38,3 @@ alter role anon set random_page_cost = 1.1;
 alter role web_user set random_page_cost = 1.1;
 alter role anon set jit = off;
 alter role web_user set jit = off;
--- Limits of the web roles (contract §11), applied by PostgREST to every request it runs as
--- them: no anonymous request holds a pooled connection longer than 3 s, no signed-in one
--- longer than 5 s; a statement past it is cancelled by the server (SQLSTATE 57014), which
--- PostgREST 12 answers with a 500 carrying that code and message, never a hang.
--- auth_service and the workers keep no limit here: their statements are their own, short
--- (auth) or deliberately long (a publish), and bounded by their own pool timeouts.
-alter role anon set statement_timeout = '3s';
-alter role web_user set statement_timeout = '5s';

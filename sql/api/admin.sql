@@ -450,7 +450,7 @@ super_admin keeps the role (409 last_super_admin). Returns {user_id, role, chang
 
 create view api.admin_audit_log with (security_invoker = true) as
 select r.id, r.created_at, r.actor_id, r.actor_type, r.action, r.entity_type, r.entity_id, r.before,
-       r.after, r.reason, r.ip, r.user_agent, r.refusals
+       r.after, r.reason, r.ip, r.user_agent
   from private.admin_audit_log r;
 comment on view api.admin_audit_log is $$Audit log (permission audit.view)
 Admin changes, ingest publishes and refused attempts, newest first with ?order=id.desc. Filter e.g.
@@ -463,8 +463,7 @@ comment on column api.admin_audit_log.action is 'What happened, e.g. anime.updat
 comment on column api.admin_audit_log.entity_type is 'Kind of thing acted on: anime, user, permission, ...';
 comment on column api.admin_audit_log.entity_id is 'Its id (for security.permission_denied: the permission that was missing).';
 comment on column api.admin_audit_log.before is 'The changed fields before (null on create and refusals).';
-comment on column api.admin_audit_log.after is 'The changed fields after; for refusals, what was attempted (over 1 KiB: its size and start).';
-comment on column api.admin_audit_log.refusals is 'For refusals: how many the same caller had for the same permission within that minute (one row for all); null otherwise.';
+comment on column api.admin_audit_log.after is 'The changed fields after; for refusals, what was attempted.';
 comment on column api.admin_audit_log.reason is 'Reason given by the actor.';
 comment on column api.admin_audit_log.ip is 'Client address reported by the reverse proxy (X-Forwarded-For), when known.';
 comment on column api.admin_audit_log.user_agent is 'Client user agent.';

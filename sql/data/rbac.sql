@@ -65,25 +65,15 @@ create table data.audit_log (
   ip          inet,
   user_agent  text,
   created_at  timestamptz not null default now(),
-  refusals    integer,
-  refused_minute timestamptz,
   constraint audit_log_actor_type_valid check (actor_type in ('user', 'system', 'anonymous')),
   constraint audit_log_user_has_actor check (actor_type <> 'user' or actor_id is not null or action like 'security.%'),
-  constraint audit_log_action_shape check (action ~ '^[a-z_]+(\.[a-z_]+)+$'),
-  constraint audit_log_refusal_shape
-    check ((refusals is null) = (refused_minute is null) and (refusals is null or refusals >= 1))
+  constraint audit_log_action_shape check (action ~ '^[a-z_]+(\.[a-z_]+)+$')
 );
 create index audit_log_actor_id_idx on data.audit_log (actor_id);
 create index audit_log_created_at_idx on data.audit_log (created_at desc);
 create index audit_log_entity_idx on data.audit_log (entity_type, entity_id);
--- refused admin calls (contract §11): one row per caller, action, permission, resource and minute
-create unique index audit_log_refusal_per_minute_idx
-  on data.audit_log (actor_id, action, entity_id, (after ->> 'resource'), refused_minute) nulls not distinct
-  where refused_minute is not null;
 alter table data.audit_log enable row level security;
 comment on table data.audit_log is 'Append-only audit trail of admin actions, ingest publishes and denied attempts.';
-comment on column data.audit_log.refusals is 'Refusals coalesced into this row (same caller, action, permission, resource, minute); null for other rows.';
-comment on column data.audit_log.refused_minute is 'The minute of those refusals; null for other rows.';
 
 insert into data.roles (name, is_system, description) values
   ('super_admin', false, 'Everything, including role grants and security'),

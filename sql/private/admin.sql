@@ -179,51 +179,6 @@ language sql volatile set search_path = '' as $$
   returning id
 $$;
 
-create or replace function private.audit_cut_value(value jsonb) returns jsonb
-language sql immutable parallel safe set search_path = '' as $$
-  select case
-    when octet_length(value::text) <= 512 then value
-    -- 200 characters are at most 800 bytes
-    else jsonb_build_object('cut_from_bytes', octet_length(value::text), 'start', left(value::text, 200))
-  end
-$$;
-
-/* A refused call's arguments as stored (contract §11: a refused caller cannot write megabytes
-   into the audit log): each top-level value over 512 bytes becomes a note of its size and start,
-   and a document still over 1 KiB is replaced whole the same way. */
-create or replace function private.audit_cut(doc jsonb) returns jsonb
-language sql immutable parallel safe set search_path = '' as $$
-  with cut as (
-    select coalesce(jsonb_object_agg(e.key, private.audit_cut_value(e.value)), '{}'::jsonb) as doc
-      from jsonb_each(case when jsonb_typeof(doc) = 'object' then doc end) e
-  )
-  select case
-    when doc is null or octet_length(doc::text) <= 1024 then doc
-    when jsonb_typeof(doc) = 'object' and octet_length((select c.doc::text from cut c)) <= 1024
-      then (select c.doc from cut c)
-    else private.audit_cut_value(doc)
-  end
-$$;
-
-/* A refusal's audit row: the same caller refused the same action (permission and resource)
-   within the same minute is one row whose `refusals` counts them (one upsert, safe under concurrency); the
-   first refusal's arguments are the ones kept, cut to 1 KiB. */
-create or replace function private.audit_refusal(action text, entity_type text, entity_id text,
-                                                 attempt jsonb, reason text) returns bigint
-language sql volatile set search_path = '' as $$
-  insert into data.audit_log as l (actor_id, actor_type, action, entity_type, entity_id, after,
-                                   reason, ip, user_agent, refusals, refused_minute)
-  values (private.uid(), case when private.uid() is null then 'anonymous' else 'user' end,
-          audit_refusal.action, audit_refusal.entity_type, left(audit_refusal.entity_id, 256),
-          private.audit_cut(audit_refusal.attempt), left(nullif(btrim(audit_refusal.reason), ''), 1024),
-          private.client_ip(), left(private.request_header('user-agent'), 512),
-          1, date_bin('1 minute', now(), timestamptz '2000-01-01 00:00:00+00'))
-  on conflict (actor_id, action, entity_id, (after ->> 'resource'), refused_minute)
-    where refused_minute is not null
-  do update set refusals = l.refusals + 1
-  returning id
-$$;
-
 /* A refused admin write that must leave a trace. raise would roll the audit row back with the
    request, so instead: write the row, set the HTTP status through the response.status GUC and
    return the error body; PostgREST commits (db-tx-end = commit) and answers with that status.
@@ -234,8 +189,8 @@ create or replace function private.admin_refuse(status integer, code text, messa
 returns jsonb
 language plpgsql volatile set search_path = '' as $$
 begin
-  perform private.audit_refusal(admin_refuse.action, admin_refuse.entity_type, admin_refuse.entity_id,
-                                admin_refuse.attempt, admin_refuse.reason);
+  perform private.audit(admin_refuse.action, admin_refuse.entity_type, admin_refuse.entity_id,
+                        null, admin_refuse.attempt, admin_refuse.reason);
   perform set_config('response.status', admin_refuse.status::text, true);
   return jsonb_build_object('code', admin_refuse.code, 'message', admin_refuse.message,
                             'details', null, 'hint', null);
@@ -297,7 +252,7 @@ select u.id, u.email, u.display_name, u.avatar_url, u.is_active,
 
 create or replace view private.admin_audit_log as
 select l.id, l.created_at, l.actor_id, l.actor_type, l.action, l.entity_type, l.entity_id,
-       l.before, l.after, l.reason, l.ip, l.user_agent, l.refusals
+       l.before, l.after, l.reason, l.ip, l.user_agent
   from data.audit_log l
  where private.admin_gate('audit.view');
 

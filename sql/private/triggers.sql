@@ -32,27 +32,6 @@ $$;
 create or replace trigger favorites_keep_keys before update on data.favorites
   for each row execute function private.favorites_keep_keys();
 
-/* A person's list rows (favorites, progress, history) point at published titles only, and a
-   hidden title is refused exactly like an id that does not exist (contract §11): same status,
-   same body, nothing stored. The check runs as the writing role, so the catalog's own RLS policy
-   (anime_public_read) is what decides "published"; it comes before the foreign key, whose
-   error would otherwise tell a draft (accepted) from a random id (409). */
-create or replace function private.refuse_hidden_anime() returns trigger
-language plpgsql set search_path = '' as $$
-begin
-  if not exists (select 1 from data.anime a where a.id = new.anime_id) then
-    perform private.raise_error(404, 'anime_not_found', 'No published title has this anime_id.');
-  end if;
-  return new;
-end
-$$;
-create or replace trigger favorites_published_anime before insert on data.favorites
-  for each row execute function private.refuse_hidden_anime();
-create or replace trigger watch_progress_published_anime before insert on data.watch_progress
-  for each row execute function private.refuse_hidden_anime();
-create or replace trigger watch_history_published_anime before insert on data.watch_history
-  for each row execute function private.refuse_hidden_anime();
-
 -- New people get the `user` role (contract §6).
 create or replace function private.grant_default_role() returns trigger
 language plpgsql security definer set search_path = '' as $$
