@@ -236,3 +236,23 @@ def test_another_caller_another_action_or_a_later_minute_is_its_own_row(world):
         assert carol.post("/rpc/admin_set_ingest_mode", json={"mode": "auto"}).status_code == 403
     assert [(r["after"]["resource"], r["count"]) for r in refusals(world, "carol")] == [
         ("rpc/admin_set_ingest_mode", 3), ("rpc/admin_emergency_stop", 1), ("rpc/admin_set_ingest_mode", 1)]
+
+
+# --- search query length -----------------------------------------------------------------------
+
+def test_a_megabyte_search_query_is_refused_before_any_work(world):
+    with client(world) as anon:
+        started = time.monotonic()
+        response = anon.post("/rpc/search_anime", json={"q": "ab " * 350_000})
+        elapsed = time.monotonic() - started
+    assert response.status_code == 400 and response.json()["code"] == "query_too_long"
+    assert response.json()["message"] == "Search takes at most 200 characters in q."
+    with owner_connect(world["db"], autocommit=True) as conn:  # refused on its raw length, before normalising
+        started = time.monotonic()
+        conn.execute("select private.search_normalize(repeat('ab ', 350000))")
+        normalising = time.monotonic() - started
+        started = time.monotonic()
+        with pytest.raises(psycopg.Error, match="query_too_long"):
+            conn.execute("select private.search_terms(repeat('ab ', 350000))")
+        assert time.monotonic() - started < normalising / 2
+    assert elapsed < 2
