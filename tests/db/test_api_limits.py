@@ -110,6 +110,10 @@ def nul_cases(world) -> list[tuple[str, str, str, object]]:
 
 
 def test_nul_or_invalid_text_in_any_input_is_a_4xx_with_a_message(world):
+    published = world["titles"]["published"]
+    with owner_connect(world["db"]) as conn:  # a favorite for the PATCH to find
+        conn.execute("insert into data.favorites (user_id, anime_id) values (%s, %s)",
+                     (world["people"]["alice"], published))
     for who, method, path, body in nul_cases(world):
         with client(world, None if who == "anon" else who) as c:
             content = body if isinstance(body, bytes) else None if body is None else json.dumps(body)
@@ -118,7 +122,9 @@ def test_nul_or_invalid_text_in_any_input_is_a_4xx_with_a_message(world):
         assert response.status_code < 500, (path, body, response.text)
         if response.status_code >= 400:
             assert response.json()["message"], (path, response.text)
-    assert owner_value(world, "select count(*) from data.favorites") == 0
+        elif method != "GET":
+            raise AssertionError(f"{method} {path} with NUL was accepted: {response.text}")
+    assert owner_value(world, "select array_agg(list_status) from data.favorites") == ["planned"]
     assert owner_value(world, "select count(*) from data.audit_log") == 0
     assert owner_value(world, "select display_name from data.users where id = %s",
                        (world["people"]["alice"],)) != "x"
@@ -145,10 +151,9 @@ def test_a_hidden_title_answers_exactly_like_an_unknown_one_and_nothing_is_store
                 writes(hidden_id, hidden_mal), writes(str(uuid.uuid4()), 999_999), strict=True):
             seen = bob.post(path, json=body, headers=headers)
             unknown = bob.post(path, json=unknown_body, headers=headers)
-            # the unknown id's body names the id only where the hidden one's does: compare without it
-            assert seen.status_code == unknown.status_code, (path, seen.text, unknown.text)
-            assert seen.content.replace(hidden_id.encode(), b"ID") == \
-                unknown.content.replace(unknown_body.get("anime_id", "").encode() or b"-", b"ID"), path
+            assert (seen.status_code, seen.content) == (unknown.status_code, unknown.content), path
+            assert {k: v for k, v in seen.headers.items() if k != "date"} == \
+                {k: v for k, v in unknown.headers.items() if k != "date"}, path
             assert seen.status_code in (200, 404)
         published = bob.post("/favorites", json={"anime_id": str(world["titles"]["published"])},
                              headers={"Prefer": "resolution=ignore-duplicates"})
