@@ -38,3 +38,18 @@ alter role anon set random_page_cost = 1.1;
 alter role web_user set random_page_cost = 1.1;
 alter role anon set jit = off;
 alter role web_user set jit = off;
+-- Statement timeouts (contract §11): no request holds a connection longer than its role's
+-- limit; a cancelled statement answers at once (57014) instead of hanging. PostgREST applies the
+-- web roles' settings inside each request's transaction (impersonated role settings, read when
+-- it loads its configuration), so they bind every statement of a request.
+alter role anon set statement_timeout = '3s';
+alter role web_user set statement_timeout = '5s';
+-- PostgREST's own session (schema cache, LISTEN): its queries are short; bounded all the same.
+alter role authenticator set statement_timeout = '10s';
+-- auth_service: each call is one short statement (a cancelled one is its 503 database_unavailable);
+-- 10 s leaves room for the periodic auth.purge on a large table.
+alter role auth_service set statement_timeout = '10s';
+-- ingest: ingest.publish is one statement for a whole sync (~7 s for 20,000 titles here) and waits
+-- for another publisher on its advisory lock, so the limit only stops a statement that is stuck.
+alter role ingest_worker set statement_timeout = '10min';
+-- kitsu_owner runs migrations (index builds, backfills) and keeps no limit.

@@ -450,7 +450,7 @@ super_admin keeps the role (409 last_super_admin). Returns {user_id, role, chang
 
 create view api.admin_audit_log with (security_invoker = true) as
 select r.id, r.created_at, r.actor_id, r.actor_type, r.action, r.entity_type, r.entity_id, r.before,
-       r.after, r.reason, r.ip, r.user_agent
+       r.after, r.reason, r.ip, r.user_agent, r.count
   from private.admin_audit_log r;
 comment on view api.admin_audit_log is $$Audit log (permission audit.view)
 Admin changes, ingest publishes and refused attempts, newest first with ?order=id.desc. Filter e.g.
@@ -467,3 +467,4 @@ comment on column api.admin_audit_log.after is 'The changed fields after; for re
 comment on column api.admin_audit_log.reason is 'Reason given by the actor.';
 comment on column api.admin_audit_log.ip is 'Client address reported by the reverse proxy (X-Forwarded-For), when known.';
 comment on column api.admin_audit_log.user_agent is 'Client user agent.';
+comment on column api.admin_audit_log.count is 'How many times it happened: refusals of one caller for one action within a minute are one entry.';

@@ -108,11 +108,7 @@ begin
      and not exists (select 1 from data.translations t where t.id = save_progress.translation_id) then
     perform private.raise_error(400, 'invalid_progress', 'translation_id is unknown.');
   end if;
-  -- RLS makes unpublished and deleted titles invisible here
-  if not exists (select 1 from data.anime a where a.id = save_progress.anime_id) then
-    perform private.raise_error(404, 'anime_not_found', 'No published title has this anime_id.');
-  end if;
-
+  -- a hidden or unknown title: 404 from the insert (private.require_published_anime)
   -- one statement; the where clause keeps a newer row when an older report arrives late
   insert into data.watch_progress as wp
          (user_id, anime_id, episode_number, episode_id, position_seconds, progress_percent,

@@ -65,6 +65,10 @@ create table data.audit_log (
   ip          inet,
   user_agent  text,
   created_at  timestamptz not null default now(),
+  -- refusals are coalesced: one row per caller, action and minute, with a count (private.audit_row)
+  count        integer not null default 1,
+  coalesce_key text,
+  constraint audit_log_count_positive check (count >= 1),
   constraint audit_log_actor_type_valid check (actor_type in ('user', 'system', 'anonymous')),
   constraint audit_log_user_has_actor check (actor_type <> 'user' or actor_id is not null or action like 'security.%'),
   constraint audit_log_action_shape check (action ~ '^[a-z_]+(\.[a-z_]+)+$')
@@ -72,8 +76,14 @@ create table data.audit_log (
 create index audit_log_actor_id_idx on data.audit_log (actor_id);
 create index audit_log_created_at_idx on data.audit_log (created_at desc);
 create index audit_log_entity_idx on data.audit_log (entity_type, entity_id);
+-- what the upsert of a repeated refusal conflicts on (its key and the minute of created_at)
+create unique index audit_log_coalesce_idx
+  on data.audit_log (coalesce_key, date_bin('1 minute', created_at, timestamptz '2000-01-01 00:00:00+00'))
+  where coalesce_key is not null;
 alter table data.audit_log enable row level security;
 comment on table data.audit_log is 'Append-only audit trail of admin actions, ingest publishes and denied attempts.';
+comment on column data.audit_log.count is 'How many times this happened (more than 1 only for coalesced refusals).';
+comment on column data.audit_log.coalesce_key is 'Refusals only: caller and action; one row per key and minute.';
 
 insert into data.roles (name, is_system, description) values
   ('super_admin', false, 'Everything, including role grants and security'),

@@ -166,31 +166,84 @@ exception when others then
 end
 $$;
 
--- Append one audit row for the caller (actor from the JWT, ip and user agent from headers).
+/* Append one audit row for the caller (actor from the JWT, ip and user agent from headers).
+   With a coalesce_key (refusals, private.admin_refuse) a second entry of the same key within the
+   same minute adds to the first row's count instead: one upsert on audit_log_coalesce_idx, so
+   concurrent refusals never race; the row keeps the first attempt's details. */
+create or replace function private.audit_row(action text, entity_type text, entity_id text,
+                                             before jsonb, after jsonb, reason text,
+                                             coalesce_key text) returns bigint
+language sql volatile set search_path = '' as $$
+  insert into data.audit_log as l (actor_id, actor_type, action, entity_type, entity_id, before, after,
+                                   reason, ip, user_agent, coalesce_key)
+  values (private.uid(), case when private.uid() is null then 'anonymous' else 'user' end,
+          audit_row.action, audit_row.entity_type, audit_row.entity_id, audit_row.before, audit_row.after,
+          nullif(btrim(audit_row.reason), ''), private.client_ip(),
+          left(private.request_header('user-agent'), 512), audit_row.coalesce_key)
+  on conflict (coalesce_key, date_bin('1 minute', created_at, timestamptz '2000-01-01 00:00:00+00'))
+     where coalesce_key is not null
+  do update set count = l.count + 1
+  returning id
+$$;
+
 create or replace function private.audit(action text, entity_type text, entity_id text,
                                          before jsonb, after jsonb, reason text) returns bigint
 language sql volatile set search_path = '' as $$
-  insert into data.audit_log (actor_id, actor_type, action, entity_type, entity_id, before, after,
-                              reason, ip, user_agent)
-  values (private.uid(), case when private.uid() is null then 'anonymous' else 'user' end,
-          audit.action, audit.entity_type, audit.entity_id, audit.before, audit.after,
-          nullif(btrim(audit.reason), ''), private.client_ip(),
-          left(private.request_header('user-agent'), 512))
-  returning id
+  select private.audit_row(audit.action, audit.entity_type, audit.entity_id, audit.before,
+                           audit.after, audit.reason, null)
+$$;
+
+-- The longest prefix of value within max_bytes bytes (UTF-8), whole characters only.
+create or replace function private.cut_text(value text, max_bytes integer) returns text
+language plpgsql immutable parallel safe set search_path = '' as $$
+declare
+  n integer := least(length(value), max_bytes);
+begin
+  while octet_length(left(value, n)) > max_bytes loop
+    n := n - greatest(1, (octet_length(left(value, n)) - max_bytes) / 4);
+  end loop;
+  return left(value, n);
+end
+$$;
+
+/* What a refusal stores of the caller's arguments: at most 1 KiB (contract §11), so a refused
+   call cannot write megabytes into the audit log. Small attempts are kept as they are; a larger
+   one keeps its short scalar values (at most 4 of 64 bytes: the resource, ids), and the start of
+   its JSON text as "excerpt" (250 bytes, at most 500 once escaped), with its size in "bytes". */
+create or replace function private.audit_excerpt(attempt jsonb) returns jsonb
+language sql immutable parallel safe set search_path = '' as $$
+  select case
+           when attempt is null or octet_length(attempt::text) <= 1024 then attempt
+           else coalesce((select jsonb_object_agg(k.key, k.value)
+                            from (select e.key, e.value from pg_catalog.jsonb_each(attempt) e
+                                   where jsonb_typeof(attempt) = 'object'
+                                     and jsonb_typeof(e.value) in ('string', 'number', 'boolean', 'null')
+                                     and octet_length(e.key) <= 32 and octet_length(e.value::text) <= 64
+                                   order by e.key limit 4) k), '{}'::jsonb)
+                || jsonb_build_object('truncated', true, 'bytes', octet_length(attempt::text),
+                                      'excerpt', private.cut_text(attempt::text, 250))
+         end
 $$;
 
 /* A refused admin write that must leave a trace. raise would roll the audit row back with the
    request, so instead: write the row, set the HTTP status through the response.status GUC and
    return the error body; PostgREST commits (db-tx-end = commit) and answers with that status.
-   Call it before the request has changed anything else: everything done so far is committed. */
+   Call it before the request has changed anything else: everything done so far is committed.
+   The attempt is cut (private.audit_excerpt) and the reason to 128 bytes; refusals of one
+   caller for one action (audit action, entity, and the resource when the attempt names one)
+   within a minute are one row with a count. */
 create or replace function private.admin_refuse(status integer, code text, message text,
                                                 action text, entity_type text, entity_id text,
                                                 attempt jsonb, reason text default null)
 returns jsonb
 language plpgsql volatile set search_path = '' as $$
 begin
-  perform private.audit(admin_refuse.action, admin_refuse.entity_type, admin_refuse.entity_id,
-                        null, admin_refuse.attempt, admin_refuse.reason);
+  perform private.audit_row(admin_refuse.action, admin_refuse.entity_type, admin_refuse.entity_id,
+                            null, private.audit_excerpt(admin_refuse.attempt),
+                            private.cut_text(admin_refuse.reason, 128),
+                            concat_ws(' ', coalesce(private.uid()::text, 'anonymous'), admin_refuse.action,
+                                      admin_refuse.entity_type, admin_refuse.entity_id,
+                                      admin_refuse.attempt ->> 'resource'));
   perform set_config('response.status', admin_refuse.status::text, true);
   return jsonb_build_object('code', admin_refuse.code, 'message', admin_refuse.message,
                             'details', null, 'hint', null);
@@ -252,7 +305,7 @@ select u.id, u.email, u.display_name, u.avatar_url, u.is_active,
 
 create or replace view private.admin_audit_log as
 select l.id, l.created_at, l.actor_id, l.actor_type, l.action, l.entity_type, l.entity_id,
-       l.before, l.after, l.reason, l.ip, l.user_agent
+       l.before, l.after, l.reason, l.ip, l.user_agent, l.count
   from data.audit_log l
  where private.admin_gate('audit.view');
 

@@ -32,6 +32,27 @@ $$;
 create or replace trigger favorites_keep_keys before update on data.favorites
   for each row execute function private.favorites_keep_keys();
 
+/* A favorite, progress or history row points at a published title only (contract §11). The
+   check runs as the caller, whose row policy (anime_public_read) hides draft, pending, broken,
+   archived and deleted titles: a hidden id answers exactly like an unknown one (404, same body;
+   before the foreign key, whose 409 would name the difference) and nothing is stored. The owner
+   (migrations, the legacy import) sees every title. */
+create or replace function private.require_published_anime() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if not exists (select 1 from data.anime a where a.id = new.anime_id) then
+    perform private.raise_error(404, 'anime_not_found', 'No published title has this anime_id.');
+  end if;
+  return new;
+end
+$$;
+create or replace trigger favorites_published_anime before insert or update of anime_id on data.favorites
+  for each row execute function private.require_published_anime();
+create or replace trigger watch_progress_published_anime before insert or update of anime_id on data.watch_progress
+  for each row execute function private.require_published_anime();
+create or replace trigger watch_history_published_anime before insert or update of anime_id on data.watch_history
+  for each row execute function private.require_published_anime();
+
 -- New people get the `user` role (contract §6).
 create or replace function private.grant_default_role() returns trigger
 language plpgsql security definer set search_path = '' as $$
