@@ -12,6 +12,7 @@ COPY auth_service auth_service
 COPY ingest ingest
 COPY database database
 COPY gateway gateway
+COPY legacy_import legacy_import
 COPY observability observability
 RUN pip install --no-cache-dir -e .
 COPY sql sql

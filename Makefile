@@ -47,6 +47,12 @@ bench: venv postgrest ## PostgREST benchmark with wrk (seeds 20,000 anime, 1,000
 bench-auth: venv ## auth_service benchmark with wrk: logins/s, p50/p95 vs the hashing limit, flood memory
 	$(PY) -m ops.bench.auth $(BENCH_ARGS)
 
+import-legacy: venv ## cut-over: make import-legacy LEGACY_DATABASE_URL=postgresql://… [DRY_RUN=1]
+	LEGACY_DATABASE_URL="$(LEGACY_DATABASE_URL)" $(PY) -m legacy_import $(if $(DRY_RUN),--dry-run)
+
+bench-import: venv ## legacy import benchmark: 100,000 users x (20 favorites + 10 progress), 20,000 titles
+	$(PY) -m ops.bench.legacy_import
+
 grant-role: venv ## grant an RBAC role: make grant-role EMAIL=a@b.c ROLE=super_admin
 	$(PY) -m ops.db grant-role "$(EMAIL)" "$(ROLE)"
 

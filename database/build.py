@@ -25,6 +25,7 @@ ROLE_PASSWORDS = {
     "authenticator": "AUTHENTICATOR_PASSWORD",
     "auth_service": "AUTH_SERVICE_DB_PASSWORD",
     "ingest_worker": "INGEST_DB_PASSWORD",
+    "legacy_importer": "LEGACY_IMPORTER_DB_PASSWORD",
 }
 
 
@@ -92,8 +93,8 @@ def ensure_database(dbname: str, template: str | None = None) -> bool:
             query += sql.SQL(" template {}").format(sql.Identifier(template))
         conn.execute(query)
         conn.execute(sql.SQL("revoke all on database {} from public").format(sql.Identifier(dbname)))
-        conn.execute(sql.SQL("grant connect on database {} to authenticator, auth_service, ingest_worker")
-                     .format(sql.Identifier(dbname)))
+        conn.execute(sql.SQL("grant connect on database {} to authenticator, auth_service, ingest_worker,"
+                             " legacy_importer").format(sql.Identifier(dbname)))
         return True
 
 
@@ -136,16 +137,16 @@ STALE_CODE = """
 select kind, name from (
   select 'function' as kind, p.oid::regprocedure::text as name, p.xmin
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-   where n.nspname in ('private', 'auth', 'ingest')
+   where n.nspname in ('private', 'auth', 'ingest', 'legacy')
      and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
   union all
   select 'view', c.oid::regclass::text, c.xmin
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
-   where n.nspname in ('private', 'auth', 'ingest') and c.relkind = 'v'
+   where n.nspname in ('private', 'auth', 'ingest', 'legacy') and c.relkind = 'v'
   union all
   select 'trigger', format('%I on %s', t.tgname, t.tgrelid::regclass), t.xmin
     from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
-   where not t.tgisinternal and n.nspname in ('data', 'private', 'auth', 'ingest')
+   where not t.tgisinternal and n.nspname in ('data', 'private', 'auth', 'ingest', 'legacy')
 ) code
 where code.xmin::text <> (pg_catalog.txid_current() % 4294967296)::text
 order by 1, 2

@@ -9,17 +9,17 @@ do $$
 declare
   s text;
 begin
-  foreach s in array array['public', 'data', 'private', 'auth', 'ingest', 'api', 'procrastinate'] loop
-    execute format('revoke all on all tables in schema %I from anon, web_user, authenticator, auth_service, ingest_worker', s);
-    execute format('revoke all on all sequences in schema %I from anon, web_user, authenticator, auth_service, ingest_worker', s);
-    execute format('revoke all on all functions in schema %I from anon, web_user, authenticator, auth_service, ingest_worker', s);
-    execute format('revoke all on schema %I from anon, web_user, authenticator, auth_service, ingest_worker', s);
+  foreach s in array array['public', 'data', 'private', 'auth', 'ingest', 'api', 'procrastinate', 'legacy'] loop
+    execute format('revoke all on all tables in schema %I from anon, web_user, authenticator, auth_service, ingest_worker, legacy_importer', s);
+    execute format('revoke all on all sequences in schema %I from anon, web_user, authenticator, auth_service, ingest_worker, legacy_importer', s);
+    execute format('revoke all on all functions in schema %I from anon, web_user, authenticator, auth_service, ingest_worker, legacy_importer', s);
+    execute format('revoke all on schema %I from anon, web_user, authenticator, auth_service, ingest_worker, legacy_importer', s);
   end loop;
 end $$;
 
 revoke all on schema public from public;
 grant usage on schema public to anon, web_user, auth_service, ingest_worker;
-revoke execute on all functions in schema private, auth, ingest, api from public;
+revoke execute on all functions in schema private, auth, ingest, api, legacy from public;
 alter default privileges for role kitsu_owner revoke execute on functions from public;
 
 -- authenticator (PostgREST login) ----------------------------------------------------------
@@ -140,3 +140,18 @@ grant execute on function
   api.admin_unmatch(integer, text),
   api.admin_publish(integer[], text)
   to web_user;
+
+-- legacy_importer (the cut-over, contract §13) ------------------------------------------------
+-- fills the landing tables (COPY) and runs the import steps (security definer, owned by
+-- kitsu_owner); it reads and writes nothing in data.* itself, and its report only through
+-- legacy.issues_report().
+-- (also granted when a database is created, database/build.py; here for databases created before it)
+do $$ begin
+  execute format('grant connect on database %I to legacy_importer', current_database());
+end $$;
+grant usage on schema legacy to legacy_importer;
+grant insert, truncate on legacy.users, legacy.roles, legacy.user_roles, legacy.anime, legacy.releases,
+  legacy.episodes, legacy.favorites, legacy.watch_progress, legacy.audit_logs, legacy.parser_settings,
+  legacy.parser_sources, legacy.anime_external, legacy.anime_external_binding to legacy_importer;
+grant execute on function legacy.plan(), legacy.not_carried(), legacy.import_step(text),
+  legacy.issues_report() to legacy_importer;

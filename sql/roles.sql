@@ -12,7 +12,8 @@ begin
       ('anon',          false, false),  -- callers without a token
       ('web_user',      false, false),  -- every signed-in person (JWT role claim)
       ('auth_service',  true,  false),  -- the FastAPI auth service
-      ('ingest_worker', true,  false)   -- Procrastinate workers
+      ('ingest_worker', true,  false),  -- Procrastinate workers
+      ('legacy_importer', true, false)  -- the cut-over import (python -m legacy_import)
     ) as t(name, can_login, no_inherit)
   loop
     if not exists (select 1 from pg_roles where rolname = r.name) then

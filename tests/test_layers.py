@@ -11,7 +11,8 @@ from pathlib import Path
 
 from database import build as db
 
-PACKAGES = ["auth_service", "ingest", "database", "gateway", "observability", "ops", "fake_upstream", "tests"]
+PACKAGES = ["auth_service", "ingest", "database", "gateway", "legacy_import", "observability", "ops", "fake_upstream",
+            "tests"]
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 
 
