@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # the same rule as data.users
 
@@ -19,6 +19,23 @@ def _email(value: str) -> str:
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text_only(cls, value: object) -> object:
+        # Postgres text holds neither NUL nor lone surrogates: refuse them here as a 422 naming the
+        # field, before they reach the database and come back as a 500 with a traceback.
+        if isinstance(value, str) and ("\x00" in value or not _encodable(value)):
+            raise ValueError("contains a NUL byte or invalid text")
+        return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Registration(_Body):

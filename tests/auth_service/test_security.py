@@ -360,3 +360,21 @@ def test_a_login_flood_is_queued_or_refused_never_crashes(
     assert refused.json()["error"]["code"] == "overloaded" and refused.headers["retry-after"] == "1"
     assert api.get("/health").status_code == 200
     assert api.login(email, PASSWORD).status_code == 200
+
+
+# --- NUL and invalid text in any input field --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "body"),
+    [
+        ("/auth/login", "email", '{"email": "a\\u0000b@x.com", "password": "x"}'),
+        ("/auth/login", "password", '{"email": "a@x.com", "password": "p\\u0000w"}'),
+        ("/auth/register", "email", '{"email": "a\\ud800@x.com", "password": "long enough pw"}'),
+        ("/auth/refresh", "refresh_token", '{"refresh_token": "t\\u0000k"}'),
+    ],
+)
+def test_nul_or_invalid_text_is_a_422_naming_the_field(api: Api, path: str, field: str, body: str):
+    response = api.post(path, content=body, ip=new_ip(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in response.json()["error"]["details"]] == [field]
