@@ -55,6 +55,7 @@ grant update (display_name, avatar_url) on api.me to web_user;
 grant select, delete on data.favorites to web_user;
 grant insert (user_id, anime_id, list_status), update (anime_id, list_status) on data.favorites to web_user;
 grant select, delete on api.favorites to web_user;
+grant select on api.list_counts to web_user;
 grant insert (anime_id, list_status), update (anime_id, list_status) on api.favorites to web_user;
 
 grant select, insert, update on data.watch_progress, data.watch_history to web_user;

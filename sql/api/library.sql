@@ -36,6 +36,16 @@ comment on column api.favorites.list_status is 'watching, planned (default), com
 comment on column api.favorites.created_at is 'When it was added.';
 comment on column api.favorites.updated_at is 'Last change of list_status.';
 
+-- One request for a profile page's per-status counts instead of five (issue 10).
+create view api.list_counts with (security_invoker = true) as
+select f.list_status, count(*)::int as titles
+  from api.favorites f
+ group by f.list_status;
+comment on view api.list_counts is $$The caller's list counted per status
+One row per list_status that has titles; a status with none is absent.$$;
+comment on column api.list_counts.list_status is 'watching, planned, completed, on_hold or dropped.';
+comment on column api.list_counts.titles is 'Titles on the list with that status.';
+
 create view api.continue_watching with (security_invoker = true) as
 select wp.anime_id, wp.episode_id, wp.episode_number, wp.position_seconds, wp.progress_percent,
        wp.last_watched_at

@@ -31,7 +31,7 @@ def world(api_db, postgrest, mint):
         "alice": alice, "bob": bob,
         "alice_token": mint(alice, alice_sid), "bob_token": mint(bob, bob_sid),
         "published": published, "draft": draft, "deleted": deleted,
-        "db": api_db,
+        "db": api_db, "mint": mint,
     }
 
 
@@ -323,3 +323,19 @@ def test_import_list_matches_by_mal_id_or_title_and_stores_statuses(world):
         assert alice.post("/rpc/import_list", json={"items": [{"mal_id": "x1"}]}).status_code == 400
     with client(world) as anon:
         assert anon.post("/rpc/import_list", json={"items": items}).status_code == 401
+
+
+def test_list_counts_counts_the_callers_list_per_status_in_one_request(world):
+    with owner_connect(world["db"]) as conn:
+        carol, carol_sid = create_user(conn, "carol-counts@example.test")
+        titles = [create_anime(conn) for _ in range(3)]
+    headers = {"Authorization": f"Bearer {world['mint'](carol, carol_sid)}"}
+    with httpx.Client(base_url=world["url"], headers=headers, timeout=10) as carol_client:
+        for anime_id, status in zip(titles, ["watching", "watching", "dropped"], strict=True):
+            added = carol_client.post("/favorites", json={"anime_id": str(anime_id), "list_status": status})
+            assert added.status_code == 201, added.text
+        response = carol_client.get("/list_counts")
+    assert response.status_code == 200
+    assert {r["list_status"]: r["titles"] for r in response.json()} == {"watching": 2, "dropped": 1}
+    with client(world) as anon:
+        assert anon.get("/list_counts").status_code == 401
