@@ -63,13 +63,18 @@ $$;
 
 /* Give back the slots of a login attempt that turned out not to be a failure (success, or
    refused by auth_service for overload before the password was checked). A success clears the
-   (ip, email) key entirely, as the original system did; the per-email key loses one hit. */
+   (ip, email) key entirely, as the original system did; the per-email key loses one hit.
+   Lock order: every statement on data.rate_limits takes its rows in (bucket, subject) order, as
+   auth.take_slots does ('login_email' before 'login_ip_email'); the reverse order deadlocked
+   under a login storm (tests/db/test_rate_limit_locks.py plants it). */
 create or replace function auth.refund_login(p_ip inet, p_email text, p_success boolean)
 returns void
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_email text := lower(btrim(p_email));
 begin
+  update data.rate_limits set hits = hits[1:cardinality(hits) - 1]
+   where bucket = 'login_email' and subject = v_email and cardinality(hits) > 0;
   if p_success then
     delete from data.rate_limits
      where bucket = 'login_ip_email' and subject = auth.login_subject(p_ip, v_email);
@@ -78,8 +83,6 @@ begin
      where bucket = 'login_ip_email' and subject = auth.login_subject(p_ip, v_email)
        and cardinality(hits) > 0;
   end if;
-  update data.rate_limits set hits = hits[1:cardinality(hits) - 1]
-   where bucket = 'login_email' and subject = v_email and cardinality(hits) > 0;
 end
 $$;
 
