@@ -125,6 +125,8 @@ async def login(body: Credentials, request: Request) -> dict[str, Any]:
             settings.login_ip_email_window,
             settings.login_email_limit,
             settings.login_email_window,
+            settings.login_ip_limit,
+            settings.login_ip_window,
         ),
     )
     assert row is not None
@@ -229,6 +231,8 @@ async def change_password(body: PasswordChange, request: Request) -> Response:
             settings.login_ip_email_window,
             settings.login_email_limit,
             settings.login_email_window,
+            settings.login_ip_limit,
+            settings.login_ip_window,
         ),
     )
     if row is None:

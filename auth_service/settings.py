@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     login_ip_email_window: Duration = timedelta(seconds=60)
     login_email_limit: int = 20
     login_email_window: Duration = timedelta(hours=1)
+    # per client address (IPv6: its /64), checked before hashing: one client cycling through
+    # emails or spraying one password over many accounts is refused without costing a hash
+    login_ip_limit: int = 30
+    login_ip_window: Duration = timedelta(minutes=10)
     refresh_ip_limit: int = 60
     refresh_ip_window: Duration = timedelta(seconds=60)
     register_ip_limit: int = 20
@@ -96,7 +100,7 @@ class Settings(BaseSettings):
             self.hash_concurrency = max(1, -(-(os.cpu_count() or 1) // max(1, self.workers)))
         if self.argon2_parallelism < 1 or self.hash_concurrency < 1 or self.hash_queue < 0:
             raise ValueError("argon2 parallelism and hash concurrency must be >= 1")
-        for name in ("login_ip_email", "login_email", "refresh_ip", "register_ip"):
+        for name in ("login_ip_email", "login_email", "login_ip", "refresh_ip", "register_ip"):
             if getattr(self, f"{name}_limit") < 1 or getattr(self, f"{name}_window") <= timedelta(
                 0
             ):

@@ -77,12 +77,12 @@ grant usage on schema auth to auth_service;
 grant execute on function
   auth.register_attempt(inet, integer, interval),
   auth.register(text, text, inet, text, bytea, interval),
-  auth.login_attempt(inet, text, integer, interval, integer, interval),
+  auth.login_attempt(inet, text, integer, interval, integer, interval, integer, interval),
   auth.login(uuid, text, text, inet, text, bytea, interval),
   auth.refund_login(inet, text, boolean),
   auth.refresh(bytea, bytea, inet, interval, integer, interval),
   auth.logout(uuid, uuid, bytea, text),
-  auth.password_attempt(uuid, uuid, inet, integer, interval, integer, interval),
+  auth.password_attempt(uuid, uuid, inet, integer, interval, integer, interval, integer, interval),
   auth.change_password(uuid, uuid, text, text, inet),
   auth.purge(interval)
   to auth_service;

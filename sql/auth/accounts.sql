@@ -38,23 +38,24 @@ begin
 end
 $$;
 
-/* Step 1 of a sign-in: take a slot in the failed-login limits of (ip, email) and of email, and
-   when allowed return the account's hash to verify. The slot is taken before the password is
+/* Step 1 of a sign-in: take a slot in the failed-login limits of email, of the client address
+   (so one client cycling through emails is refused before anything is hashed, and one password
+   sprayed over many accounts is too) and of (ip, email); when allowed return the hash to verify. The slot is taken before the password is
    checked, so concurrent attempts cannot race past the limit; auth.login gives it back on
    success. Unknown and inactive accounts return a null hash (the caller verifies a dummy
    hash, so both cases take the same time). Throttled: retry_after is set, nothing else. */
 create or replace function auth.login_attempt(p_ip inet, p_email text,
                                               p_pair_limit integer, p_pair_window interval,
-                                              p_email_limit integer, p_email_window interval)
+                                              p_email_limit integer, p_email_window interval,
+                                              p_ip_limit integer, p_ip_window interval)
 returns table (retry_after integer, user_id uuid, password_hash text)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_email text := lower(btrim(p_email));
 begin
-  retry_after := auth.take_slots(array['login_ip_email', 'login_email'],
-                                 array[auth.login_subject(p_ip, v_email), v_email],
-                                 array[p_pair_limit, p_email_limit],
-                                 array[p_pair_window, p_email_window]);
+  select auth.take_slots(k.buckets, k.subjects, k.limits, k.windows) into retry_after
+    from auth.login_keys(p_ip, v_email, p_pair_limit, p_pair_window, p_email_limit, p_email_window,
+                         p_ip_limit, p_ip_window) k;
   if retry_after is null then
     select u.id, u.password_hash into user_id, password_hash
       from data.users u where u.email = v_email and u.is_active;
@@ -105,7 +106,8 @@ $$;
    when the session is not live; retry_after when throttled; else the hash to verify. */
 create or replace function auth.password_attempt(p_user_id uuid, p_session_id uuid, p_ip inet,
                                                  p_pair_limit integer, p_pair_window interval,
-                                                 p_email_limit integer, p_email_window interval)
+                                                 p_email_limit integer, p_email_window interval,
+                                                 p_ip_limit integer, p_ip_window interval)
 returns table (retry_after integer, email text, password_hash text)
 language plpgsql volatile security definer set search_path = '' as $$
 begin
@@ -113,10 +115,9 @@ begin
     return;
   end if;
   select u.email, u.password_hash into email, password_hash from data.users u where u.id = p_user_id;
-  retry_after := auth.take_slots(array['login_ip_email', 'login_email'],
-                                 array[auth.login_subject(p_ip, email), email],
-                                 array[p_pair_limit, p_email_limit],
-                                 array[p_pair_window, p_email_window]);
+  select auth.take_slots(k.buckets, k.subjects, k.limits, k.windows) into retry_after
+    from auth.login_keys(p_ip, email, p_pair_limit, p_pair_window, p_email_limit, p_email_window,
+                         p_ip_limit, p_ip_window) k;
   if retry_after is not null then
     password_hash := null;
   end if;

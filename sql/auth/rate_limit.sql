@@ -7,6 +7,30 @@ language sql immutable set search_path = '' as $$
   select coalesce(pg_catalog.host(p_ip), '-') || ' ' || lower(btrim(p_email))
 $$;
 
+/* The subject of the per-address login key: an IPv4 address whole, an IPv6 address by its /64
+   (one subscriber's whole prefix: rotating addresses inside it does not escape the limit). */
+create or replace function auth.login_network(p_ip inet) returns text
+language sql immutable set search_path = '' as $$
+  select case when p_ip is null then '-'
+              when pg_catalog.family(p_ip) = 6 then pg_catalog.network(pg_catalog.set_masklen(p_ip, 64))::text
+              else pg_catalog.host(p_ip) end
+$$;
+
+/* The failed-login keys of one attempt in (bucket, subject) order: per email, per address, per
+   (address, email). One list for sign-in and password change, so both count the same way. */
+create or replace function auth.login_keys(p_ip inet, p_email text,
+                                           p_pair_limit integer, p_pair_window interval,
+                                           p_email_limit integer, p_email_window interval,
+                                           p_ip_limit integer, p_ip_window interval,
+                                           out buckets text[], out subjects text[],
+                                           out limits integer[], out windows interval[])
+language sql immutable set search_path = '' as $$
+  select array['login_email', 'login_ip', 'login_ip_email'],
+         array[lower(btrim(p_email)), auth.login_network(p_ip), auth.login_subject(p_ip, p_email)],
+         array[p_email_limit, p_ip_limit, p_pair_limit],
+         array[p_email_window, p_ip_window, p_pair_window]
+$$;
+
 /* Take one slot in each (bucket, subject) of an attempt, or in none of them.
    Returns null when the attempt is allowed (and now recorded in every key), else the number of
    seconds until each full key has a free slot again (the Retry-After). A refused attempt is not
@@ -63,9 +87,10 @@ $$;
 
 /* Give back the slots of a login attempt that turned out not to be a failure (success, or
    refused by auth_service for overload before the password was checked). A success clears the
-   (ip, email) key entirely, as the original system did; the per-email key loses one hit.
+   (ip, email) key entirely, as the original system did; the per-email and per-address keys lose
+   one hit each.
    Lock order: every statement on data.rate_limits takes its rows in (bucket, subject) order, as
-   auth.take_slots does ('login_email' before 'login_ip_email'); the reverse order deadlocked
+   auth.take_slots does ('login_email', 'login_ip', 'login_ip_email'); the reverse order deadlocked
    under a login storm (tests/db/test_rate_limit_locks.py plants it). */
 create or replace function auth.refund_login(p_ip inet, p_email text, p_success boolean)
 returns void
@@ -75,6 +100,8 @@ declare
 begin
   update data.rate_limits set hits = hits[1:cardinality(hits) - 1]
    where bucket = 'login_email' and subject = v_email and cardinality(hits) > 0;
+  update data.rate_limits set hits = hits[1:cardinality(hits) - 1]
+   where bucket = 'login_ip' and subject = auth.login_network(p_ip) and cardinality(hits) > 0;
   if p_success then
     delete from data.rate_limits
      where bucket = 'login_ip_email' and subject = auth.login_subject(p_ip, v_email);

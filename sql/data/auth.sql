@@ -36,11 +36,11 @@ create table data.rate_limits (
   hits       timestamptz[] not null default '{}',
   expires_at timestamptz not null default now(),
   primary key (bucket, subject),
-  constraint rate_limits_bucket_known check (bucket in ('login_ip_email', 'login_email', 'refresh_ip', 'register_ip')),
+  constraint rate_limits_bucket_known check (bucket in ('login_ip_email', 'login_email', 'login_ip', 'refresh_ip', 'register_ip')),
   constraint rate_limits_subject_length check (length(subject) between 1 and 400),
   constraint rate_limits_hits_bounded check (cardinality(hits) <= 10000)
 );
 create index rate_limits_expires_at_idx on data.rate_limits (expires_at);
 alter table data.rate_limits enable row level security;
-comment on table data.rate_limits is 'Sliding-window counters of auth attempts: login failures per (ip, email) and per email, refreshes and registrations per ip.';
+comment on table data.rate_limits is 'Sliding-window counters of auth attempts: login failures per (ip, email), per email and per address, refreshes and registrations per ip.';
 comment on column data.rate_limits.hits is 'Times of the attempts counted in the current window (oldest first).';

@@ -4,6 +4,7 @@ surviving restarts, purged when old."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -221,3 +222,54 @@ def test_auth_service_role_can_only_call_its_functions(auth_db: str):
             " where grantee = 'auth_service' and routine_schema <> 'auth'"
         ).fetchone()
     assert granted == (0,)
+
+
+def test_one_address_cycling_through_emails_is_refused_before_hashing(api: Api, auth_db: str):
+    """30 failed sign-ins per address in 10 minutes (AUTH_LOGIN_IP_LIMIT): the 31st is 429 for
+    any email, a real account with its right password included, and costs no hash."""
+    email = new_email()
+    api.register(email, PASSWORD)
+    ip = new_ip()
+    failures = [api.login(new_email(), "sprayed password", ip=ip) for _ in range(30)]
+    assert [r.status_code for r in failures] == [401] * 30
+    with owner_connect(auth_db) as conn:
+        hits = conn.execute("select cardinality(hits) from data.rate_limits"
+                            " where bucket = 'login_ip' and subject = %s", [ip]).fetchone()
+    assert hits == (30,)
+    for candidate, password in [(new_email(), "sprayed password"), (email, PASSWORD)]:
+        response = api.login(candidate, password, ip=ip)
+        assert response.status_code == 429, response.text
+        assert response.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(response.headers["retry-after"]) <= 600
+    # refused attempts are not recorded, and another address is unaffected
+    assert api.login(email, PASSWORD, ip=new_ip()).status_code == 200
+
+
+def test_ipv6_addresses_share_the_limit_of_their_64(api: Api, auth_db: str):
+    prefix = f"2001:db8:{random_hex()}:{random_hex()}"
+    for host in range(30):
+        response = api.login(new_email(), "wrong password", ip=f"{prefix}::{host + 1:x}")
+        assert response.status_code == 401, response.text
+    assert api.login(new_email(), "wrong password", ip=f"{prefix}:ffff::1").status_code == 429
+    other_64 = f"2001:db8:{random_hex()}:{random_hex()}::1"
+    assert api.login(new_email(), "wrong password", ip=other_64).status_code == 401
+    with owner_connect(auth_db) as conn:
+        subject = conn.execute("select subject from data.rate_limits where bucket = 'login_ip'"
+                               " and subject like %s", [f"{prefix}%"]).fetchone()
+    assert subject == (f"{prefix}::/64",)
+
+
+def test_a_successful_sign_in_gives_the_address_slot_back(api: Api, auth_db: str):
+    email = new_email()
+    api.register(email, PASSWORD)
+    ip = new_ip()
+    assert api.login(new_email(), "wrong password", ip=ip).status_code == 401
+    assert api.login(email, PASSWORD, ip=ip).status_code == 200
+    with owner_connect(auth_db) as conn:
+        hits = conn.execute("select cardinality(hits) from data.rate_limits"
+                            " where bucket = 'login_ip' and subject = %s", [ip]).fetchone()
+    assert hits == (1,)
+
+
+def random_hex() -> str:
+    return f"{uuid.uuid4().int % 0xFFFF:x}"
