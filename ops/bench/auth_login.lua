@@ -1,10 +1,13 @@
 -- wrk script for auth_service: POST /auth/login as one of KITSU_BENCH_USERS seeded people
 -- (bench-<n>@example.test, password KITSU_BENCH_PASSWORD; every login succeeds), and done()
--- prints one JSON line of figures including the count of each HTTP status.
+-- prints one JSON line of figures including the count of each HTTP status. Each person signs in
+-- from an address of their own (X-Forwarded-For; the bench trusts 127.0.0.1 as its proxy). With
+-- KITSU_BENCH_MODE=flood it is one client instead: random unknown emails, one address.
 local threads = {}
 local counter = 0
 local users = 1000
 local password = "bench password"
+local flood = false
 statuses = {}
 
 function setup(thread)
@@ -16,13 +19,21 @@ function init(args)
   users = tonumber(os.getenv("KITSU_BENCH_USERS") or "1000")
   password = os.getenv("KITSU_BENCH_PASSWORD") or password
   counter = offset or 0
+  flood = os.getenv("KITSU_BENCH_MODE") == "flood"
 end
 
 function request()
   counter = counter + 1
-  local body = string.format('{"email":"bench-%d@example.test","password":"%s"}',
-                             counter % users + 1, password)
-  return wrk.format("POST", "/auth/login", { ["Content-Type"] = "application/json" }, body)
+  local person = counter % users + 1
+  local email = string.format("bench-%d@example.test", person)
+  local address = string.format("10.77.%d.%d", math.floor(person / 250), person % 250 + 1)
+  if flood then
+    email = string.format("flood-%d-%d@example.test", counter, math.random(1e9))
+    address = "203.0.113.66"
+  end
+  local body = string.format('{"email":"%s","password":"%s"}', email, password)
+  return wrk.format("POST", "/auth/login",
+                    { ["Content-Type"] = "application/json", ["X-Forwarded-For"] = address }, body)
 end
 
 function response(status, headers, body)
