@@ -23,6 +23,7 @@ from auth_service.passwords import HashPool, Passwords
 from auth_service.pool import Database
 from auth_service.routes import Service, purge_forever, router
 from auth_service.settings import Settings
+from observability import logs
 
 HASHING_PATHS = frozenset({"/auth/register", "/auth/login", "/auth/password"})
 
@@ -30,6 +31,10 @@ HASHING_PATHS = frozenset({"/auth/register", "/auth/login", "/auth/password"})
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app; settings come from the environment unless given (uvicorn --factory)."""
     settings = settings or Settings()  # type: ignore[call-arg]
+    # each uvicorn worker calls this factory after uvicorn's own logging set-up
+    logs.configure("auth_service", settings.log_format)
+    if settings.log_format == "json":
+        logs.adopt_uvicorn_loggers()  # every line JSON; uvicorn's access log is off (process.py)
     pems, kid = settings.signing_keys()
     signer = tokens.Signer(
         pems,
@@ -96,4 +101,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.add_middleware(web.SecurityMiddleware, expose_worker=settings.expose_worker, shed=shed)
+    app.add_middleware(web.RequestLogMiddleware)  # outermost: the request id covers every line
     return app

@@ -56,6 +56,8 @@ def check_settings(env: Mapping[str, str]) -> Settings:
     otherwise only show as uvicorn restarting crashed workers until a readiness timeout."""
     merged = {**os.environ, **env}
     fields = {name[len("AUTH_") :].lower(): value for name, value in merged.items() if name.startswith("AUTH_")}
+    if "LOG_FORMAT" in merged:  # the one setting without the AUTH_ prefix
+        fields["log_format"] = merged["LOG_FORMAT"]
     return Settings.model_validate({name: value for name, value in fields.items() if name in Settings.model_fields})
 
 

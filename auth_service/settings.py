@@ -10,9 +10,9 @@ import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, SecretStr, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auth_service import keys
@@ -35,6 +35,13 @@ def _seconds(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_seconds)]
+
+
+def _log_format(value: object) -> object:
+    """LOG_FORMAT as observability.logs reads it: empty means text, case and spaces ignored."""
+    if isinstance(value, str):
+        return value.strip().lower() or "text"
+    return value
 
 
 class Settings(BaseSettings):
@@ -85,6 +92,10 @@ class Settings(BaseSettings):
     purge_interval: Duration = timedelta(minutes=5)
     session_retention: Duration = timedelta(days=30)
     expose_worker: bool = False  # tests only: X-Auth-Worker header with the process id
+    # shared by every Kitsu process, so no AUTH_ prefix (compose sets json; contract §14)
+    log_format: Annotated[Literal["text", "json"], BeforeValidator(_log_format)] = Field(
+        default="text", validation_alias=AliasChoices("LOG_FORMAT", "log_format")
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

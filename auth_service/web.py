@@ -1,6 +1,7 @@
-"""HTTP plumbing: the client address behind trusted proxies, and the outermost middleware that
-adds the security headers, records request latency and turns any unhandled error into the
-contract's 500 envelope (so even that response carries the headers)."""
+"""HTTP plumbing: the client address behind trusted proxies, the middleware that adds the
+security headers, records request latency and turns any unhandled error into the contract's 500
+envelope (so even that response carries the headers), and, outermost, the one that names the
+request (X-Request-Id) in every log line and writes its access line."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_service import errors, metrics
 from auth_service.settings import Network
+from observability import logs
 
 log = logging.getLogger("auth_service")
+access_log = logging.getLogger("auth_service.access")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -127,3 +130,39 @@ class SecurityMiddleware:
             metrics.REQUEST_SECONDS.labels(scope.get("method", ""), path, str(status)).observe(
                 time.perf_counter() - started
             )
+
+
+class RequestLogMiddleware:
+    """For the request's duration, the request-id context of observability.logs holds its
+    well-formed ``X-Request-Id`` (the gateway sets or keeps it; contract §10), else nothing; at
+    its end one access line: method, path (never the query string), status, duration_ms.
+    Bodies and headers are never logged (passwords, tokens)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = next((value for name, value in scope.get("headers", []) if name == b"x-request-id"), None)
+        token = logs.request_id.set(logs.well_formed_request_id(header.decode("latin-1") if header else None))
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            method, path = scope.get("method", ""), scope.get("path", "")
+            access_log.info(
+                "%s %s %s %sms", method, path, status, duration_ms,
+                extra={"method": method, "path": path, "status": status, "duration_ms": duration_ms},
+            )
+            logs.request_id.reset(token)

@@ -31,6 +31,8 @@ _WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # is replaced, the name kept. Prose ("the token: …") is left alone.
 _SECRET_NAMES = r"(?:token|password|refresh_token|access_token)"
 _SECRET_VALUE = re.compile(rf'(?i)(\b{_SECRET_NAMES}=)[^&\s"\']+|("{_SECRET_NAMES}"\s*:\s*")[^"]*')
+# the fields of an access line, given as `extra` (the path never has its query string)
+ACCESS_FIELDS = ("method", "path", "status", "duration_ms")
 # loggers that print whole request URLs (the Kodik token rides in its query string)
 _QUIET_LOGGERS = ("httpx", "httpcore")
 
@@ -63,7 +65,8 @@ class _Redacting(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, component, logger, message, request_id, job, error."""
+    """One JSON object per line: time, level, component, logger, message, request_id, job, error,
+    and an access line's method, path, status and duration_ms."""
 
     def __init__(self, component: str) -> None:
         super().__init__()
@@ -84,6 +87,10 @@ class JsonFormatter(logging.Formatter):
         if isinstance(job, dict):
             line["job"] = {key: job.get(key) for key in ("id", "task_name", "status", "attempts") if key in job}
             job_request_id = (job.get("task_kwargs") or {}).get("request_id")
+        # an access line (auth_service.web.RequestLogMiddleware) names the request in fields
+        for key in ACCESS_FIELDS:
+            if (value := getattr(record, key, None)) is not None:
+                line[key] = value
         if rid := request_id.get() or well_formed_request_id(job_request_id):
             line["request_id"] = rid
         if record.exc_info:
@@ -112,3 +119,13 @@ def configure(component: str, log_format: str | None = None, level: int | str = 
     root.setLevel(level)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+
+def adopt_uvicorn_loggers() -> None:
+    """uvicorn's loggers (set up by uvicorn before the app loads) write through this process's
+    handler too, so their lines take the same shape (uvicorn keeps their levels)."""
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True

@@ -232,13 +232,14 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 @pytest.fixture(scope="module")
 def start_edge(make_db, start_postgrest, start_gateway, signing_key) -> Iterator[Callable[..., Edge]]:
     """Factory: a fresh seeded database with PostgREST, auth_service and the gateway in front;
-    ``env`` sets the edge (CORS_ALLOWED_ORIGINS, GATEWAY_*). Stopped when the module ends."""
+    ``env`` sets the edge (CORS_ALLOWED_ORIGINS, GATEWAY_*), ``auth_env`` adds to auth_service's
+    environment (LOG_FORMAT). Stopped when the module ends."""
     # imported here: tests/auth_service/conftest.py imports this module
     from tests.auth_service.conftest import CHEAP_HASHING
 
     auths: list[services.Service] = []
 
-    def start(**env: str) -> Edge:
+    def start(auth_env: dict[str, str] | None = None, **env: str) -> Edge:
         dbname = make_db()
         with owner_connect(dbname) as conn:
             published = [create_anime(conn, f"Gateway title {i}", episodes=2) for i in range(5)]
@@ -251,6 +252,7 @@ def start_edge(make_db, start_postgrest, start_gateway, signing_key) -> Iterator
             "AUTH_JWT_KEYS": json.dumps({TEST_KID: signing_key}),
             "AUTH_TRUSTED_PROXIES": "127.0.0.1/32",  # the gateway, the only proxy auth_service trusts
             "AUTH_PURGE_INTERVAL": "3600",
+            **(auth_env or {}),
         }, log_path=LOG_DIR / f"auth-gateway-{dbname}.log").start()
         auths.append(auth)
         auth.wait_ready(timeout=60)

@@ -84,3 +84,15 @@ def test_text_lines_are_masked_too(captured):
 def test_an_unknown_format_is_refused():
     with pytest.raises(ValueError, match="LOG_FORMAT"):
         logs.configure("test", "yaml")
+
+
+def test_an_access_line_names_method_path_status_and_duration(captured):
+    buffer = captured("json")
+    token = logs.request_id.set("req-3")
+    try:
+        fields = {"method": "POST", "path": "/auth/login", "status": 401, "duration_ms": 6.5}
+        logging.getLogger("auth_service.access").info("POST /auth/login 401 6.5ms", extra=fields)
+    finally:
+        logs.request_id.reset(token)
+    line = json.loads(buffer.getvalue())
+    assert {key: line[key] for key in fields} == fields and line["request_id"] == "req-3"

@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from auth_service import errors, keys, passwords, web
+from auth_service.process import check_settings
 from auth_service.settings import Settings
 from ops import services
 from ops.launch import auth_process, public_jwks_json
@@ -58,6 +59,21 @@ def test_settings_refuse_argon2_parameters_below_owasp():
         with pytest.raises(ValidationError, match="OWASP"):
             _settings(**weak)
     assert _settings(argon2_memory_cost=8, argon2_time_cost=1, argon2_allow_weak=True)
+
+
+def test_log_format_is_the_shared_unprefixed_setting(monkeypatch):
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    assert _settings().log_format == "text"
+    monkeypatch.setenv("LOG_FORMAT", " JSON ")
+    assert _settings().log_format == "json"
+    monkeypatch.setenv("LOG_FORMAT", "")
+    assert _settings().log_format == "text"
+    # refused before uvicorn starts its workers
+    env = {"AUTH_DATABASE_URL": "postgresql://x@localhost/x",
+           "AUTH_JWT_KEYS": json.dumps({"k": keys.generate_private_pem()})}
+    assert check_settings({**env, "LOG_FORMAT": "json"}).log_format == "json"
+    with pytest.raises(ValidationError, match="log_format"):
+        check_settings({**env, "LOG_FORMAT": "yaml"})
 
 
 def test_settings_parse_durations_and_lists():
