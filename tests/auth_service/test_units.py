@@ -72,6 +72,9 @@ def test_settings_parse_durations_and_lists():
         _settings(trusted_proxies="not-an-address")
     with pytest.raises(ValidationError):
         _settings(login_ip_email_limit=0)
+    assert _settings().hash_max_wait_seconds == 2.0
+    with pytest.raises(ValidationError, match="AUTH_HASH_MAX_WAIT_SECONDS"):
+        _settings(hash_max_wait_seconds=0)
 
 
 def test_signing_keys_need_an_explicit_kid_when_several(tmp_path: Path):
