@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             concurrency=settings.hash_concurrency,
             queue=settings.hash_queue,
             timeout=settings.hash_queue_timeout,
+            max_wait=settings.hash_max_wait_seconds,
+            seed_seconds=passwords.seed_seconds,
         )
         service = Service(settings, signer, passwords, hashes, Database(pool), settings.trusted_networks())
         app.state.service = service

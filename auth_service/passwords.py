@@ -2,7 +2,8 @@
 
 Hashing is CPU- and memory-bound (argon2 allocates ``memory_cost`` KiB per hash), so it runs in
 a small thread pool per process (argon2-cffi and bcrypt release the GIL) behind a bounded queue:
-a flood of logins waits in that queue or is refused with :class:`Overloaded`, never allocates
+a flood of logins waits in that queue (only as long as it is expected to wait at most
+``AUTH_HASH_MAX_WAIT_SECONDS``) or is refused with :class:`Overloaded`, never allocates
 more than ``concurrency x memory_cost`` for hashing.
 """
 
@@ -43,8 +44,11 @@ class Passwords:
             parallelism=parallelism,
             type=argon2.Type.ID,
         )
-        # unknown emails are verified against this, so they cost one hash like a real account
+        # unknown emails are verified against this, so they cost one hash like a real account;
+        # timed, it seeds the hash pool's average hash duration
+        started = time.perf_counter()
         self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(24))
+        self.seed_seconds = time.perf_counter() - started
 
     def hash(self, password: str) -> str:
         return self.hasher.hash(password)
@@ -98,21 +102,55 @@ class Overloaded(Exception):
     """The hashing queue is full (or waited too long): answer 503 with Retry-After."""
 
 
-class HashPool:
-    """At most ``concurrency`` hashes at once in this process, at most ``queue`` waiting."""
+def admits(pending: int, average: float, threads: int, max_wait: float) -> bool:
+    """Whether a new job, behind ``pending`` jobs (queued + running), is expected to start
+    within ``max_wait`` seconds: ``pending x average hash duration / threads <= max_wait``."""
+    return pending * average / threads <= max_wait
 
-    def __init__(self, *, concurrency: int, queue: int, timeout: float) -> None:
+
+class HashPool:
+    """At most ``concurrency`` hashes at once in this process; a job is admitted only while
+    its expected wait is at most ``max_wait`` (and at most ``queue`` wait, a memory bound).
+
+    The queue is sized by expected wait, not by count (issue 9, §11): a count of 256 at ~16
+    hashes/s is ~16 s of work, longer than the ``timeout``, so under a login storm accepted
+    sign-ins waited in vain and timed out. Refusing at once (503 + Retry-After) is better for the
+    client than a long wait that ends in a 503 anyway. The average hash duration is measured: an
+    exponential moving average of real hash times, seeded by one timed hash at start-up, so it
+    follows the machine's load.
+    """
+
+    EMA_WEIGHT = 0.2  # weight of the newest hash time in the moving average
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        queue: int,
+        timeout: float,
+        max_wait: float = 2.0,
+        seed_seconds: float = 0.05,
+    ) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             concurrency, thread_name_prefix="hash"
         )
         self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self._capacity = concurrency + queue
         self._timeout = timeout
+        self._max_wait = max_wait
+        self.average = seed_seconds
         self._pending = 0
 
     def full(self) -> bool:
         """No room for another job: refuse before doing any other work for the request."""
-        return self._pending >= self._capacity
+        return self._pending >= self._capacity or not admits(
+            self._pending, self.average, self._concurrency, self._max_wait
+        )
+
+    def _observe(self, seconds: float) -> None:
+        # called from hashing threads: one float assignment, atomic under the GIL
+        self.average += self.EMA_WEIGHT * (seconds - self.average)
 
     async def run(self, operation: str, fn: Callable[..., T], *args: object) -> T:
         if self.full():
@@ -126,13 +164,15 @@ class HashPool:
                 metrics.HASH_REFUSED.inc()
                 raise Overloaded from None
             loop = asyncio.get_running_loop()
-            started = time.perf_counter()
 
             def job() -> T:
+                started = time.perf_counter()
                 try:
                     return fn(*args)
                 finally:
-                    metrics.HASH_SECONDS.labels(operation).observe(time.perf_counter() - started)
+                    elapsed = time.perf_counter() - started
+                    metrics.HASH_SECONDS.labels(operation).observe(elapsed)
+                    self._observe(elapsed)
 
             future = self._executor.submit(job)
             # the slot is released when the thread finishes, even if the request is cancelled

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     workers: int = 1
     hash_queue: int = 256
     hash_queue_timeout: float = 10.0
+    # admission by expected wait (issue 9): (queued + running) x average hash time / threads
+    # must stay <= this, else 503 at once; a count alone let accepted logins outwait the timeout
+    hash_max_wait_seconds: float = 2.0
 
     login_ip_email_limit: int = 5
     login_ip_email_window: Duration = timedelta(seconds=60)
@@ -111,6 +114,8 @@ class Settings(BaseSettings):
             self.hash_concurrency = max(1, -(-(os.cpu_count() or 1) // max(1, self.workers)))
         if self.argon2_parallelism < 1 or self.hash_concurrency < 1 or self.hash_queue < 0:
             raise ValueError("argon2 parallelism and hash concurrency must be >= 1")
+        if self.hash_max_wait_seconds <= 0:
+            raise ValueError("AUTH_HASH_MAX_WAIT_SECONDS must be positive")
         for name in ("login_ip_email", "login_email", "login_ip", "refresh_ip", "register_ip"):
             if getattr(self, f"{name}_limit") < 1 or getattr(self, f"{name}_window") <= timedelta(
                 0

@@ -3,6 +3,7 @@ plus /health when the database is away."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import time
@@ -87,6 +88,9 @@ def test_settings_parse_durations_and_lists():
         _settings(trusted_proxies="not-an-address")
     with pytest.raises(ValidationError):
         _settings(login_ip_email_limit=0)
+    assert _settings().hash_max_wait_seconds == 2.0
+    with pytest.raises(ValidationError, match="AUTH_HASH_MAX_WAIT_SECONDS"):
+        _settings(hash_max_wait_seconds=0)
 
 
 def test_signing_keys_need_an_explicit_kid_when_several(tmp_path: Path):
@@ -106,6 +110,39 @@ def test_signing_keys_need_an_explicit_kid_when_several(tmp_path: Path):
     assert from_dir.signing_keys()[1] == pem.stem
     published = json.loads(public_jwks_json({"AUTH_JWT_KEYS_DIR": str(tmp_path)}))
     assert [k["kid"] for k in published["keys"]] == [pem.stem] and "d" not in published["keys"][0]
+
+
+def test_hash_admission_is_by_expected_wait():
+    """(queued + running) x average hash time / threads <= max wait (issue 9)."""
+    assert passwords.admits(0, 10.0, 1, 0.5)  # an idle pool always admits
+    assert passwords.admits(4, 0.25, 2, 0.5)  # 4 x 0.25 / 2 = 0.5: just fits
+    assert not passwords.admits(5, 0.25, 2, 0.5)
+    assert passwords.admits(40, 0.05, 1, 2.0) and not passwords.admits(41, 0.05, 1, 2.0)
+
+
+def test_hash_pool_measures_hash_time_and_refuses_beyond_the_max_wait():
+    async def scenario() -> tuple[float, bool, bool]:
+        pool = passwords.HashPool(concurrency=1, queue=256, timeout=10, max_wait=0.5, seed_seconds=0.01)
+        try:
+            assert not pool.full()
+            for _ in range(3):
+                await pool.run("test", time.sleep, 0.2)
+            average = pool.average  # moved from the 0.01 s seed towards 0.2 s
+            slow = asyncio.ensure_future(pool.run("test", time.sleep, 0.2))
+            await asyncio.sleep(0.05)
+            busy_one = pool.full()  # 1 x ~0.1 / 1 <= 0.5: room
+            more = [asyncio.ensure_future(pool.run("test", time.sleep, 0.2)) for _ in range(8)]
+            await asyncio.sleep(0.05)
+            refused = pool.full()
+            results = await asyncio.gather(slow, *more, return_exceptions=True)
+            assert any(isinstance(r, passwords.Overloaded) for r in results)
+            return average, busy_one, refused
+        finally:
+            pool.close()
+
+    average, busy_one, refused = asyncio.run(scenario())
+    assert 0.05 < average < 0.25
+    assert not busy_one and refused
 
 
 def test_legacy_hashes_verify_and_upgrade():
