@@ -53,10 +53,12 @@ grant select on api.me to web_user;
 grant update (display_name, avatar_url) on api.me to web_user;
 
 grant select, delete on data.favorites to web_user;
-grant insert (user_id, anime_id, list_status), update (anime_id, list_status) on data.favorites to web_user;
+grant insert (user_id, anime_id, list_status, score, episodes_watched),
+  update (anime_id, list_status, score, episodes_watched) on data.favorites to web_user;
 grant select, delete on api.favorites to web_user;
 grant select on api.list_counts to web_user;
-grant insert (anime_id, list_status), update (anime_id, list_status) on api.favorites to web_user;
+grant insert (anime_id, list_status, score, episodes_watched),
+  update (anime_id, list_status, score, episodes_watched) on api.favorites to web_user;
 
 grant select, insert, update on data.watch_progress, data.watch_history to web_user;
 grant select on api.continue_watching, api.watch_progress to web_user;

@@ -20,21 +20,24 @@ comment on column api.me.roles is 'RBAC roles held.';
 comment on column api.me.permissions is 'Permissions those roles grant; the frontend gates admin pages on these.';
 
 create view api.favorites with (security_invoker = true) as
-select f.user_id, f.anime_id, f.list_status, f.created_at, f.updated_at
+select f.user_id, f.anime_id, f.list_status, f.score, f.episodes_watched, f.created_at, f.updated_at
   from data.favorites f
  -- a favorite whose title is no longer published is kept but not listed
  where exists (select 1 from data.anime a where a.id = f.anime_id);
 alter view api.favorites alter column user_id set default private.uid();
 alter view api.favorites alter column list_status set default 'planned';
+alter view api.favorites alter column episodes_watched set default 0;
 comment on view api.favorites is $$The caller's list
 GET ?select=*,anime(*) embeds each title in one request. POST {anime_id} adds (the owner comes from
 the token; with Prefer: resolution=ignore-duplicates or merge-duplicates a repeat is harmless);
-PATCH list_status; DELETE ?anime_id=eq.X removes.$$;
+PATCH list_status, score, episodes_watched (out of range: 400 naming the constraint); DELETE ?anime_id=eq.X removes.$$;
 comment on column api.favorites.user_id is 'Always the caller (read-only).';
 comment on column api.favorites.anime_id is 'The title.';
 comment on column api.favorites.list_status is 'watching, planned (default), completed, on_hold or dropped.';
+comment on column api.favorites.score is 'Personal score 1-10, null when not scored.';
+comment on column api.favorites.episodes_watched is 'Episodes watched, 0 (default) up to the title''s episodes_total when known.';
 comment on column api.favorites.created_at is 'When it was added.';
-comment on column api.favorites.updated_at is 'Last change of list_status.';
+comment on column api.favorites.updated_at is 'Last change of list_status, score or episodes_watched.';
 
 -- One request for a profile page's per-status counts instead of five (issue 10).
 create view api.list_counts with (security_invoker = true) as

@@ -7,8 +7,14 @@ create table data.favorites (
   list_status text not null default 'planned',
   created_at  timestamptz not null default now(),
   updated_at  timestamptz not null default now(),
+  score       integer,
+  episodes_watched integer not null default 0,
   primary key (user_id, anime_id),
-  constraint favorites_list_status_valid check (list_status in ('watching', 'planned', 'completed', 'on_hold', 'dropped'))
+  constraint favorites_list_status_valid check (list_status in ('watching', 'planned', 'completed', 'on_hold', 'dropped')),
+  -- named so PostgREST's 400 (23514) says which value is wrong; the bound by the title's
+  -- episode count is the trigger private.favorites_episodes_within_total (sql/private/triggers.sql)
+  constraint favorites_score_1_to_10 check (score between 1 and 10),
+  constraint favorites_episodes_watched_nonnegative check (episodes_watched >= 0)
 );
 create index favorites_anime_idx on data.favorites (anime_id);
 create index favorites_user_created_idx on data.favorites (user_id, created_at desc);
@@ -21,7 +27,7 @@ create policy favorites_owner_update on data.favorites for update to web_user
   using (user_id = (select private.uid())) with check (user_id = (select private.uid()));
 create policy favorites_owner_delete on data.favorites for delete to web_user
   using (user_id = (select private.uid()));
-comment on table data.favorites is 'A person''s list: one row per title, with a list status.';
+comment on table data.favorites is 'A person''s list: one row per title, with a list status, a personal score and episodes watched.';
 
 -- Latest progress per person and title (what "continue watching" shows).
 create table data.watch_progress (

@@ -32,6 +32,27 @@ $$;
 create or replace trigger favorites_keep_keys before update on data.favorites
   for each row execute function private.favorites_keep_keys();
 
+-- episodes_watched is at most the title's episodes_total when that is known (a check constraint
+-- cannot look at another table). Raised as a check violation (23514, PostgREST: 400) that names
+-- the rule, like favorites_score_1_to_10 and favorites_episodes_watched_nonnegative.
+create or replace function private.favorites_episodes_within_total() returns trigger
+language plpgsql set search_path = '' as $$
+declare
+  total integer;
+begin
+  select a.episodes_total into total from data.anime a where a.id = new.anime_id;
+  if new.episodes_watched > total then
+    raise exception using errcode = 'check_violation', schema = 'data', table = 'favorites',
+      constraint = 'favorites_episodes_watched_within_total',
+      message = format('episodes_watched %s is more than the title''s %s episodes '
+                       '(favorites_episodes_watched_within_total).', new.episodes_watched, total);
+  end if;
+  return new;
+end
+$$;
+create or replace trigger favorites_episodes_within_total before insert or update of episodes_watched, anime_id
+  on data.favorites for each row execute function private.favorites_episodes_within_total();
+
 /* A favorite, progress or history row points at a published title only (contract §11). The
    check runs as the caller, whose row policy (anime_public_read) hides draft, pending, broken,
    archived and deleted titles: a hidden id answers exactly like an unknown one (404, same body;

@@ -339,3 +339,73 @@ def test_list_counts_counts_the_callers_list_per_status_in_one_request(world):
     assert {r["list_status"]: r["titles"] for r in response.json()} == {"watching": 2, "dropped": 1}
     with client(world) as anon:
         assert anon.get("/list_counts").status_code == 401
+
+
+def test_favorites_keep_a_score_and_episodes_watched_written_on_post_and_patch(world):
+    with owner_connect(world["db"]) as conn:
+        dave, dave_sid = create_user(conn, "dave-score@example.test")
+        counted, open_ended = create_anime(conn, episodes_total=12), create_anime(conn)
+    headers = {"Authorization": f"Bearer {world['mint'](dave, dave_sid)}",
+               "Prefer": "return=representation"}
+    with httpx.Client(base_url=world["url"], headers=headers, timeout=10) as dave_client:
+        added = dave_client.post("/favorites", json={"anime_id": str(counted), "score": 7, "episodes_watched": 3})
+        assert added.status_code == 201, added.text
+        assert (added.json()[0]["score"], added.json()[0]["episodes_watched"]) == (7, 3)
+        plain = dave_client.post("/favorites", json={"anime_id": str(open_ended)})
+        assert (plain.json()[0]["score"], plain.json()[0]["episodes_watched"]) == (None, 0)
+        patched = dave_client.patch("/favorites", params={"anime_id": f"eq.{counted}"},
+                                    json={"score": 10, "episodes_watched": 12})
+        assert patched.status_code == 200, patched.text
+        # no known episode count: any non-negative number
+        assert dave_client.patch("/favorites", params={"anime_id": f"eq.{open_ended}"},
+                                 json={"score": 1, "episodes_watched": 500}).status_code == 200
+        assert dave_client.patch("/favorites", params={"anime_id": f"eq.{open_ended}"},
+                                 json={"score": None}).status_code == 200
+        rows = {r["anime_id"]: (r["score"], r["episodes_watched"])
+                for r in dave_client.get("/favorites").json()}
+    assert rows == {str(counted): (10, 12), str(open_ended): (None, 500)}
+
+
+@pytest.mark.parametrize("body, constraint", [
+    ({"score": 0}, "favorites_score_1_to_10"),
+    ({"score": 11}, "favorites_score_1_to_10"),
+    ({"score": -3}, "favorites_score_1_to_10"),
+    ({"episodes_watched": -1}, "favorites_episodes_watched_nonnegative"),
+    ({"episodes_watched": 13}, "favorites_episodes_watched_within_total"),
+])
+def test_out_of_range_score_or_episodes_is_400_naming_the_rule_and_changes_nothing(world, body, constraint):
+    with owner_connect(world["db"]) as conn:
+        erin, erin_sid = create_user(conn, f"erin-{uuid.uuid4().hex[:8]}@example.test")
+        anime_id = str(create_anime(conn, episodes_total=12))
+    headers = {"Authorization": f"Bearer {world['mint'](erin, erin_sid)}"}
+    with httpx.Client(base_url=world["url"], headers=headers, timeout=10) as erin_client:
+        # on POST: nothing stored
+        posted = erin_client.post("/favorites", json={"anime_id": anime_id, **body})
+        assert posted.status_code == 400, posted.text
+        assert posted.json()["code"] == "23514" and constraint in posted.json()["message"]
+        assert erin_client.get("/favorites").json() == []
+        # on PATCH: the stored row is unchanged
+        assert erin_client.post("/favorites", json={"anime_id": anime_id, "score": 5,
+                                                    "episodes_watched": 2}).status_code == 201
+        patched = erin_client.patch("/favorites", params={"anime_id": f"eq.{anime_id}"}, json=body)
+        assert patched.status_code == 400, patched.text
+        assert patched.json()["code"] == "23514" and constraint in patched.json()["message"]
+        rows = erin_client.get("/favorites").json()
+    assert [(r["score"], r["episodes_watched"]) for r in rows] == [(5, 2)]
+
+
+def test_nobody_changes_another_persons_score_or_episodes(world):
+    with owner_connect(world["db"]) as conn:
+        frank, frank_sid = create_user(conn, "frank-score@example.test")
+        anime_id = str(create_anime(conn, episodes_total=24))
+    frank_headers = {"Authorization": f"Bearer {world['mint'](frank, frank_sid)}"}
+    with httpx.Client(base_url=world["url"], headers=frank_headers, timeout=10) as frank_client:
+        assert frank_client.post("/favorites", json={"anime_id": anime_id, "score": 8,
+                                                     "episodes_watched": 4}).status_code == 201
+    with client(world, "bob") as bob:
+        changed = bob.patch("/favorites", params={"anime_id": f"eq.{anime_id}", "user_id": f"eq.{frank}"},
+                            json={"score": 1, "episodes_watched": 0}, headers={"Prefer": "return=representation"})
+        assert changed.status_code == 200 and changed.json() == []
+    with httpx.Client(base_url=world["url"], headers=frank_headers, timeout=10) as frank_client:
+        rows = frank_client.get("/favorites").json()
+    assert [(r["score"], r["episodes_watched"]) for r in rows] == [(8, 4)]
