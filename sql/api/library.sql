@@ -51,7 +51,11 @@ comment on column api.list_counts.titles is 'Titles on the list with that status
 
 create view api.continue_watching with (security_invoker = true) as
 select wp.anime_id, wp.episode_id, wp.episode_number, wp.position_seconds, wp.progress_percent,
-       wp.last_watched_at
+       wp.last_watched_at,
+       -- one range of the (anime_id, number) key per row; episodes' own policy hides deleted ones
+       (select count(*)::integer from data.episodes e
+         where e.anime_id = wp.anime_id and e.number > wp.episode_number
+           and (e.aired_at is null or e.aired_at <= now())) as new_episodes
   from data.watch_progress wp
  where exists (select 1 from data.anime a where a.id = wp.anime_id)
  order by wp.last_watched_at desc;
@@ -63,6 +67,7 @@ comment on column api.continue_watching.episode_number is 'Episode number.';
 comment on column api.continue_watching.position_seconds is 'Playback position in seconds.';
 comment on column api.continue_watching.progress_percent is 'Share of the episode watched, 0-100.';
 comment on column api.continue_watching.last_watched_at is 'When it was watched.';
+comment on column api.continue_watching.new_episodes is 'Episodes aired after the one last watched (announced ones not yet aired do not count).';
 
 create view api.watch_progress with (security_invoker = true) as
 select wp.anime_id, wp.episode_number, wp.position_seconds, wp.progress_percent, wp.translation_id,

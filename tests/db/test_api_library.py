@@ -67,6 +67,32 @@ def test_continue_watching_embeds_anime_and_episode(world):
     assert row["anime"]["title"] == "Published 0"
     assert row["episodes"]["number"] == 2 and row["episode_id"] == row["episodes"]["id"]
     assert row["position_seconds"] == 300
+    assert row["new_episodes"] == 1  # episode 3 of 3
+
+
+def test_continue_watching_counts_new_episodes_aired_since_the_last_watched(world):
+    with owner_connect(world["db"]) as conn:
+        anime_id = create_anime(conn, "Still airing", episodes=5)
+        # episode 4 deleted, episode 5 announced for next week: neither is new yet
+        conn.execute("update data.episodes set deleted_at = now() where anime_id = %s and number = 4", [anime_id])
+        conn.execute("update data.episodes set aired_at = now() + interval '7 days'"
+                     " where anime_id = %s and number = 5", [anime_id])
+    with client(world, "bob") as bob:
+        saved = bob.post("/rpc/save_progress",
+                         json={"anime_id": str(anime_id), "episode_number": 1, "position_seconds": 60})
+        assert saved.status_code == 200, saved.text
+        [row] = [r for r in bob.get("/continue_watching").json() if r["anime_id"] == str(anime_id)]
+        assert row["new_episodes"] == 2  # episodes 2 and 3
+        with owner_connect(world["db"]) as conn:
+            conn.execute("update data.episodes set aired_at = now() - interval '1 minute'"
+                         " where anime_id = %s and number = 5", [anime_id])
+        [row] = [r for r in bob.get("/continue_watching").json() if r["anime_id"] == str(anime_id)]
+        assert row["new_episodes"] == 3
+        saved = bob.post("/rpc/save_progress",
+                         json={"anime_id": str(anime_id), "episode_number": 5, "position_seconds": 60})
+        assert saved.status_code == 200, saved.text
+        [row] = [r for r in bob.get("/continue_watching").json() if r["anime_id"] == str(anime_id)]
+        assert row["new_episodes"] == 0
 
 
 @pytest.mark.parametrize("prefer, allowed", [
