@@ -8,9 +8,9 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(names: tuple[str, ...]) -> dict[str, float]:
-    """Total user+system CPU seconds of the live processes whose command name is in ``names``."""
-    totals = dict.fromkeys(names, 0.0)
+def cpu_by_pid(names: tuple[str, ...]) -> dict[int, tuple[str, float]]:
+    """(command name, user+system CPU seconds) of each live process whose name is in ``names``."""
+    found: dict[int, tuple[str, float]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -19,10 +19,17 @@ def cpu_seconds(names: tuple[str, ...]) -> dict[str, float]:
         except OSError:
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        for wanted in names:
-            if name == wanted:
-                totals[wanted] += (int(fields[11]) + int(fields[12])) / TICKS
+        if name in names:
+            fields = stat[stat.rindex(")") + 2:].split()
+            found[int(proc.name)] = (name, (int(fields[11]) + int(fields[12])) / TICKS)
+    return found
+
+
+def cpu_seconds(names: tuple[str, ...]) -> dict[str, float]:
+    """Total user+system CPU seconds of the live processes whose command name is in ``names``."""
+    totals = dict.fromkeys(names, 0.0)
+    for name, seconds in cpu_by_pid(names).values():
+        totals[name] += seconds
     return totals
 
 

@@ -23,6 +23,7 @@ import psycopg
 
 from auth_service.passwords import legacy_hash
 from database import build as db
+from ops.bench.cpu import cpu_by_pid
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 OLD_SCHEMA = ROOT / "tests" / "legacy" / "old_schema.sql"  # the documented DDL (original-system.md §1)
@@ -72,18 +73,8 @@ def create_old_database(people: int) -> int:
 
 
 def postgres_cpu() -> dict[int, float]:
-    """CPU seconds of every live `postgres` process, by pid."""
-    seen: dict[int, float] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stat = (proc / "stat").read_text()
-            except OSError:
-                continue
-            if stat[stat.index("(") + 1:stat.rindex(")")] == "postgres":
-                fields = stat[stat.rindex(")") + 2:].split()
-                seen[int(proc.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return seen
+    """CPU seconds of every live `postgres` process, by pid (backends exit: sampled by pid)."""
+    return {pid: seconds for pid, (_, seconds) in cpu_by_pid(("postgres",)).items()}
 
 
 def run_importer() -> tuple[float, float, str]:
