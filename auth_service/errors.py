@@ -21,6 +21,8 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "invalid_credentials": (401, "Invalid email or password."),
     "invalid_refresh_token": (401, "The refresh token is invalid or has been used."),
     "invalid_token": (401, "A valid access token is required."),
+    "invalid_reset_token": (400, "The reset link is invalid, used or expired; ask for a new one."),
+    "invalid_verification_token": (400, "The verification link is invalid, used or expired; ask for a new one."),
     "rate_limited": (429, "Too many attempts; try again later."),
     "overloaded": (503, "The service is busy; try again shortly."),
     "database_unavailable": (503, "The database is unavailable."),

@@ -18,14 +18,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import AsyncConnectionPool
 
-from auth_service import errors, tokens, web
+from auth_service import errors, recovery, tokens, web
 from auth_service.passwords import HashPool, Passwords
 from auth_service.pool import Database
 from auth_service.routes import Service, purge_forever, router
 from auth_service.settings import Settings
 from observability import logs
 
-HASHING_PATHS = frozenset({"/auth/register", "/auth/login", "/auth/password"})
+HASHING_PATHS = frozenset({"/auth/register", "/auth/login", "/auth/password", "/auth/password/reset"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Kitsu auth_service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(router)
+    app.include_router(recovery.router)
     errors.install(app)
     if origins := settings.cors_origin_list():
         app.add_middleware(

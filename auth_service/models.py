@@ -61,3 +61,17 @@ class LogoutRequest(_Body):
 class PasswordChange(_Body):
     current_password: str = Field(min_length=1, max_length=1024)
     new_password: str = Field(min_length=8, max_length=1024)
+
+
+class ForgotPassword(_Body):
+    # the shape rule of registration: a malformed address is refused alike for every account
+    email: Annotated[str, AfterValidator(_email)]
+
+
+class PasswordReset(_Body):
+    token: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
+class EmailVerification(_Body):
+    token: str = Field(min_length=1, max_length=256)

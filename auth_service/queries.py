@@ -9,7 +9,7 @@ PING: LiteralString = "select 1"
 
 REGISTER_ATTEMPT: LiteralString = "select auth.register_attempt(%s, %s, %s)"
 REGISTER: LiteralString = (
-    "select user_id, session_id, email from auth.register(%s, %s, %s, %s, %s, %s)"
+    "select user_id, session_id, email from auth.register(%s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 LOGIN_ATTEMPT: LiteralString = (
@@ -31,3 +31,12 @@ PASSWORD_ATTEMPT: LiteralString = (
 CHANGE_PASSWORD: LiteralString = "select auth.change_password(%s, %s, %s, %s, %s)"
 
 PURGE: LiteralString = "select rate_limits, refresh_tokens, sessions from auth.purge(%s)"
+
+# accounts (contract §12, sql/auth/recovery.sql)
+FORGOT_PASSWORD: LiteralString = "select auth.forgot_password(%s, %s, %s, %s, %s, %s, %s, %s)"
+RESET_TOKEN_VALID: LiteralString = "select auth.reset_token_valid(%s)"
+RESET_PASSWORD: LiteralString = "select auth.reset_password(%s, %s, %s, %s)"
+VERIFY_EMAIL: LiteralString = "select auth.verify_email(%s, %s, %s)"
+RESEND_VERIFICATION: LiteralString = (
+    "select outcome, retry_after from auth.resend_verification(%s, %s, %s, %s, %s, %s)"
+)

@@ -99,9 +99,19 @@ async def register(body: Registration, request: Request) -> dict[str, Any]:
         raise errors.rate_limited(retry_after)
     password_hash = await _hash(service, "hash", service.passwords.hash, body.password)
     refresh_token, digest = tokens.new_refresh_token()
+    verification_token = tokens.new_link_token()  # mailed by the outbox (contract §12)
     row = await service.db.row(
         queries.REGISTER,
-        (body.email, password_hash, ip, _user_agent(request), digest, settings.session_ttl),
+        (
+            body.email,
+            password_hash,
+            ip,
+            _user_agent(request),
+            digest,
+            settings.session_ttl,
+            verification_token,
+            settings.verification_ttl,
+        ),
     )
     if row is None:
         metrics.REGISTRATIONS.labels("email_taken").inc()

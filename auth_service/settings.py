@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     refresh_ip_window: Duration = timedelta(seconds=60)
     register_ip_limit: int = 20
     register_ip_window: Duration = timedelta(hours=1)
+    # accounts (contract §12): reset requests per email and per address, resends per account
+    forgot_email_limit: int = 5
+    forgot_email_window: Duration = timedelta(hours=1)
+    forgot_ip_limit: int = 20
+    forgot_ip_window: Duration = timedelta(hours=1)
+    verify_resend_limit: int = 5
+    verify_resend_window: Duration = timedelta(hours=1)
+    reset_ttl: Duration = timedelta(minutes=30)
+    verification_ttl: Duration = timedelta(days=7)
 
     trusted_proxies: str = ""  # comma-separated addresses/CIDRs whose X-Forwarded-For is honoured
     cors_origins: str = ""  # comma-separated allowed browser origins
@@ -116,11 +125,14 @@ class Settings(BaseSettings):
             raise ValueError("argon2 parallelism and hash concurrency must be >= 1")
         if self.hash_max_wait_seconds <= 0:
             raise ValueError("AUTH_HASH_MAX_WAIT_SECONDS must be positive")
-        for name in ("login_ip_email", "login_email", "login_ip", "refresh_ip", "register_ip"):
+        for name in ("login_ip_email", "login_email", "login_ip", "refresh_ip", "register_ip",
+                     "forgot_email", "forgot_ip", "verify_resend"):
             if getattr(self, f"{name}_limit") < 1 or getattr(self, f"{name}_window") <= timedelta(
                 0
             ):
                 raise ValueError(f"AUTH_{name.upper()}_LIMIT and _WINDOW must be positive")
+        if self.reset_ttl <= timedelta(0) or self.verification_ttl <= timedelta(0):
+            raise ValueError("AUTH_RESET_TTL and AUTH_VERIFICATION_TTL must be positive")
         if self.access_ttl <= timedelta(0) or self.session_ttl <= self.access_ttl:
             raise ValueError("AUTH_ACCESS_TTL must be positive and shorter than AUTH_SESSION_TTL")
         self.trusted_networks()  # parse errors surface at start-up

@@ -97,5 +97,11 @@ def new_refresh_token() -> tuple[str, bytes]:
     return token, refresh_token_hash(token)
 
 
+def new_link_token() -> str:
+    """A password-reset or email-verification token (256 random bits, url-safe) for a mailed
+    link; the database stores only its SHA-256 (auth.token_digest, the same digest as below)."""
+    return secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+
+
 def refresh_token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()

@@ -84,6 +84,21 @@ class Settings(BaseSettings):
     purge_cron: Cron = Field(default="17 3 * * *", validation_alias="INGEST_PURGE_CRON")
     job_retention_hours: NonNegativeInt = Field(default=168, validation_alias="INGEST_JOB_RETENTION_HOURS")
 
+    # mail (contract §12): the send_mail task delivers the outbox over SMTP. SMTP_HOST unset: no
+    # server to deliver to, so every attempt fails (counted, retried; `make run` starts a sink)
+    smtp_host: str = Field(default="", validation_alias="SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias="SMTP_PORT")
+    smtp_user: str = Field(default="", validation_alias="SMTP_USER")  # empty: no AUTH
+    smtp_password: SecretStr = Field(default=SecretStr(""), validation_alias="SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=True, validation_alias="SMTP_STARTTLS")
+    smtp_timeout: PositiveFloat = Field(default=10.0, validation_alias="SMTP_TIMEOUT")
+    mail_from: str = Field(default="Kitsu <no-reply@kitsu.localhost>", validation_alias="MAIL_FROM")
+    # where the links of the mails point (the frontend's origin)
+    public_base_url: BaseUrl = Field(default="http://127.0.0.1:8080", validation_alias="PUBLIC_BASE_URL")
+    # a failed delivery is retried forever, after base x 2^attempts seconds, at most max
+    mail_retry_seconds: PositiveFloat = Field(default=5.0, validation_alias="MAIL_RETRY_SECONDS")
+    mail_retry_max_seconds: PositiveFloat = Field(default=600.0, validation_alias="MAIL_RETRY_MAX_SECONDS")
+
     # unset: the ingest_worker role on KITSU_DB of DATABASE_URL's server (see database_conninfo)
     database_url: SecretStr | None = Field(default=None, validation_alias="INGEST_DATABASE_URL")
 

@@ -13,12 +13,13 @@ from typing import Any
 
 from procrastinate import JobContext
 
-from ingest import settings, sync
+from ingest import mail, settings, sync
 from ingest.app import app
 
 SYNC_QUEUE = "sync"
 PERIODIC_QUEUE = "periodic"
-QUEUES = (SYNC_QUEUE, PERIODIC_QUEUE)
+MAIL_QUEUE = "mail"
+QUEUES = (SYNC_QUEUE, PERIODIC_QUEUE, MAIL_QUEUE)
 
 
 def lock(task: str) -> str:
@@ -121,3 +122,11 @@ async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
     await context.app.job_manager.delete_old_jobs(
         nb_hours=settings.loaded.job_retention_hours, include_failed=True, include_cancelled=True, include_aborted=True
     )
+
+
+# Deferred from SQL by private.defer_mail (lock = queueing_lock = "mail:<outbox_id>"), in the
+# transaction that wrote the outbox row; retried until delivered (ingest/mail.py).
+@app.task(name="send_mail", queue=MAIL_QUEUE, retry=mail.MailRetry(settings.loaded))
+async def send_mail(outbox_id: int) -> str:
+    """Deliver one mail of data.mail_outbox over SMTP."""
+    return await mail.deliver(settings.loaded, outbox_id)

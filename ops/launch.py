@@ -43,9 +43,9 @@ def worker_process(
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
     concurrency: int | None = None,
-    queues: Sequence[str] = ("sync", "periodic"),
+    queues: Sequence[str] = ("sync", "periodic", "mail"),
 ) -> Service:
-    """`procrastinate --app=ingest.app worker` on the sync and periodic queues."""
+    """`procrastinate --app=ingest.app worker` on the sync, periodic and mail queues."""
     concurrency = concurrency or int((env or {}).get("INGEST_CONCURRENCY", 0)) or 4
     argv = [
         PROCRASTINATE,

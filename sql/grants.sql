@@ -50,6 +50,7 @@ grant select (id, email, display_name, avatar_url, is_active, created_at) on dat
 grant update (display_name, avatar_url) on data.users to web_user;
 grant select on data.roles, data.permissions, data.role_permissions, data.user_roles to web_user;
 grant select on api.me to web_user;
+grant select (email_verified_at) on data.users to web_user;  -- api.me (contract §12)
 grant update (display_name, avatar_url) on api.me to web_user;
 
 grant select, delete on data.favorites to web_user;
@@ -78,7 +79,7 @@ grant select, delete on api.sessions to web_user;
 grant usage on schema auth to auth_service;
 grant execute on function
   auth.register_attempt(inet, integer, interval),
-  auth.register(text, text, inet, text, bytea, interval),
+  auth.register(text, text, inet, text, bytea, interval, text, interval),
   auth.login_attempt(inet, text, integer, interval, integer, interval, integer, interval),
   auth.login(uuid, text, text, inet, text, bytea, interval),
   auth.refund_login(inet, text, boolean),
@@ -87,6 +88,14 @@ grant execute on function
   auth.password_attempt(uuid, uuid, inet, integer, interval, integer, interval, integer, interval),
   auth.change_password(uuid, uuid, text, text, inet),
   auth.purge(interval)
+  to auth_service;
+-- accounts: password reset and email verification (contract §12, sql/auth/recovery.sql)
+grant execute on function
+  auth.forgot_password(inet, text, text, interval, integer, interval, integer, interval),
+  auth.reset_token_valid(bytea),
+  auth.reset_password(bytea, text, inet, text),
+  auth.verify_email(bytea, inet, text),
+  auth.resend_verification(uuid, uuid, text, interval, integer, interval)
   to auth_service;
 
 -- ingest_worker ----------------------------------------------------------------------------
@@ -105,6 +114,9 @@ grant execute on function ingest.acquire_slot(text), ingest.begin_run(text, bigi
   ingest.stage_schedule(bigint, bigint, jsonb, integer), ingest.publish(bigint, integer[]),
   ingest.trigger_sync(text, jsonb), ingest.tick(text, bigint), ingest.sweep_stalled(double precision),
   ingest.sync_tasks(), ingest.ongoing_shikimori_ids() to ingest_worker;
+-- the send_mail task (sql/ingest/mail.sql)
+grant execute on function ingest.mail_to_send(bigint), ingest.mail_sent(bigint), ingest.mail_failed(bigint, text)
+  to ingest_worker;
 
 -- admin (web_user with RBAC permissions) ----------------------------------------------------
 -- Every admin function checks its permission itself (docs/admin-api.md); web_user gets no grant

@@ -2,7 +2,7 @@
 -- data.* limits every row to the caller.
 
 create view api.me with (security_invoker = true) as
-select u.id, u.email, u.display_name, u.avatar_url, u.created_at,
+select u.id, u.email, u.display_name, u.avatar_url, u.created_at, u.email_verified_at,
        array(select ur.role from data.user_roles ur where ur.user_id = u.id order by ur.role) as roles,
        array(select distinct rp.permission
                from data.user_roles ur join data.role_permissions rp on rp.role = ur.role
@@ -16,6 +16,7 @@ comment on column api.me.email is 'Email, lower-case.';
 comment on column api.me.display_name is 'Name shown to others (1-64 characters).';
 comment on column api.me.avatar_url is 'https URL of the avatar.';
 comment on column api.me.created_at is 'When the account was created.';
+comment on column api.me.email_verified_at is 'When the email address was verified (a verification or reset link was used); null until then.';
 comment on column api.me.roles is 'RBAC roles held.';
 comment on column api.me.permissions is 'Permissions those roles grant; the frontend gates admin pages on these.';
 

@@ -18,11 +18,13 @@ begin
 end
 $$;
 
-/* Create an account and its first session. Returns no row when the email is taken (the caller
-   answers 409 email_taken; the registration rate limit was taken before hashing). */
+/* Create an account, its first session and its email-verification mail (contract §12: an
+   unverified account can sign in). Returns no row when the email is taken (the caller answers
+   409 email_taken; the registration rate limit was taken before hashing). */
 create or replace function auth.register(p_email text, p_password_hash text, p_ip inet,
                                          p_user_agent text, p_refresh_hash bytea,
-                                         p_session_ttl interval)
+                                         p_session_ttl interval, p_verification_token text,
+                                         p_verification_ttl interval)
 returns table (user_id uuid, session_id uuid, email text)
 language plpgsql volatile security definer set search_path = '' as $$
 begin
@@ -34,6 +36,7 @@ begin
     return;
   end if;
   session_id := auth.open_session(user_id, p_ip, p_user_agent, p_refresh_hash, p_session_ttl);
+  perform auth.issue_token(user_id, 'email_verification', email, p_verification_token, p_verification_ttl);
   return next;
 end
 $$;

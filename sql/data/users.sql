@@ -9,6 +9,7 @@ create table data.users (
   is_active     boolean not null default true,
   created_at    timestamptz not null default now(),
   updated_at    timestamptz not null default now(),
+  email_verified_at timestamptz,
   constraint users_email_key unique (email),
   constraint users_email_normalised check (email = lower(btrim(email))),
   constraint users_email_shape check (email ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' and length(email) <= 254),
@@ -22,6 +23,7 @@ create policy users_self_read on data.users for select to web_user
 create policy users_self_update on data.users for update to web_user
   using (id = (select private.uid())) with check (id = (select private.uid()));
 comment on table data.users is 'People who sign in; password_hash is argon2id (or legacy bcrypt until the next sign-in).';
+comment on column data.users.email_verified_at is 'When the person proved they read this address (a verification or reset link); null until then.';
 
 -- One row per sign-in (device). Access tokens carry its id as `sid`; db-pre-request refuses a
 -- token whose session is revoked or expired, so revoking here kills the tokens at once.

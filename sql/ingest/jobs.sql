@@ -89,8 +89,9 @@ $$;
    older than p_seconds (or the worker row is gone). Retrying it in place would collide with a
    job waiting on the same queueing lock, so instead: the dead job is marked failed (freeing
    the lock), its sync run is marked interrupted, and a job is queued unless one already waits;
-   whichever job runs next resumes the run from its saved cursor. Other jobs (ticks) are just
-   failed: the next tick replaces them. Returns the number of jobs swept. */
+   whichever job runs next resumes the run from its saved cursor. A send_mail job is queued
+   again (a worker killed while sending). Other jobs (ticks) are just failed: the next tick
+   replaces them. Returns the number of jobs swept. */
 create or replace function ingest.sweep_stalled(p_seconds double precision) returns integer
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -116,6 +117,9 @@ begin
       if not exists (select 1 from data.ingest_settings s where s.stopped_at is not null) then
         perform ingest.defer(j.task_name, j.args);
       end if;
+    elsif j.task_name = 'send_mail' then
+      -- a mail is never lost: queued again (the outbox row says whether it was delivered)
+      perform private.defer_mail((j.args ->> 'outbox_id')::bigint);
     end if;
   end loop;
   return v_count;
