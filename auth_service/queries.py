@@ -13,22 +13,23 @@ REGISTER: LiteralString = (
 )
 
 LOGIN_ATTEMPT: LiteralString = (
-    "select retry_after, user_id, password_hash from auth.login_attempt(%s, %s, %s, %s, %s, %s, %s, %s)"
+    "select retry_after, user_id, password_hash from auth.login_attempt(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 LOGIN: LiteralString = "select session_id, email from auth.login(%s, %s, %s, %s, %s, %s, %s)"
 REFUND_LOGIN: LiteralString = "select auth.refund_login(%s, %s, %s)"
+SIGN_IN_FAILED: LiteralString = "select auth.sign_in_failed(%s, %s, %s)"
 
 REFRESH: LiteralString = (
     "select outcome, retry_after, user_id, session_id, email"
-    " from auth.refresh(%s, %s, %s, %s, %s, %s)"
+    " from auth.refresh(%s, %s, %s, %s, %s, %s, %s)"
 )
-LOGOUT: LiteralString = "select auth.logout(%s, %s, %s, %s)"
+LOGOUT: LiteralString = "select auth.logout(%s, %s, %s, %s, %s, %s)"
 
 PASSWORD_ATTEMPT: LiteralString = (
     "select retry_after, email, password_hash"
     " from auth.password_attempt(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-CHANGE_PASSWORD: LiteralString = "select auth.change_password(%s, %s, %s, %s, %s)"
+CHANGE_PASSWORD: LiteralString = "select auth.change_password(%s, %s, %s, %s, %s, %s)"
 
 PURGE: LiteralString = "select rate_limits, refresh_tokens, sessions from auth.purge(%s)"
 

@@ -8,7 +8,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Body, Request, Response
 from starlette.responses import JSONResponse
@@ -137,6 +137,7 @@ async def login(body: Credentials, request: Request) -> dict[str, Any]:
             settings.login_email_window,
             settings.login_ip_limit,
             settings.login_ip_window,
+            _user_agent(request),
         ),
     )
     assert row is not None
@@ -153,8 +154,7 @@ async def login(body: Credentials, request: Request) -> dict[str, Any]:
         metrics.LOGINS.labels("overloaded").inc()
         raise ApiError("overloaded", headers={"Retry-After": "1"}) from None
     if not verdict.ok:
-        metrics.LOGINS.labels("invalid_credentials").inc()
-        raise ApiError("invalid_credentials")
+        await _sign_in_failed(service, request, ip, body.email)
     refresh_token, digest = tokens.new_refresh_token()
     session = await service.db.row(
         queries.LOGIN,
@@ -169,11 +169,17 @@ async def login(body: Credentials, request: Request) -> dict[str, Any]:
         ),
     )
     if session is None:  # the password changed (or the account closed) while we verified
-        metrics.LOGINS.labels("invalid_credentials").inc()
-        raise ApiError("invalid_credentials")
+        await _sign_in_failed(service, request, ip, body.email)
     metrics.LOGINS.labels("success").inc()
     session_id, email = session
     return _pair(service, user_id, session_id, email, refresh_token)
+
+
+async def _sign_in_failed(service: Service, request: Request, ip: web.IPAddress | None, email: str) -> NoReturn:
+    """Audit the failed sign-in (auth.sign_in_failed), then answer 401 invalid_credentials."""
+    await service.db.row(queries.SIGN_IN_FAILED, (ip, email, _user_agent(request)))
+    metrics.LOGINS.labels("invalid_credentials").inc()
+    raise ApiError("invalid_credentials")
 
 
 @router.post("/auth/refresh")
@@ -189,6 +195,7 @@ async def refresh(body: RefreshRequest, request: Request) -> dict[str, Any]:
             settings.refresh_grace,
             settings.refresh_ip_limit,
             settings.refresh_ip_window,
+            _user_agent(request),
         ),
     )
     assert row is not None
@@ -218,6 +225,8 @@ async def logout(request: Request, body: Annotated[LogoutRequest | None, Body()]
                 caller.session_id if caller else None,
                 token_hash,
                 body.scope,
+                _ip(request, service),
+                _user_agent(request),
             ),
         )
     return Response(status_code=204)
@@ -265,7 +274,8 @@ async def change_password(body: PasswordChange, request: Request) -> Response:
     if not ok:
         raise ApiError("invalid_credentials", message="The current password is wrong.")
     (changed,) = await service.db.row(
-        queries.CHANGE_PASSWORD, (caller.user_id, caller.session_id, stored_hash, new_hash, ip)
+        queries.CHANGE_PASSWORD,
+        (caller.user_id, caller.session_id, stored_hash, new_hash, ip, _user_agent(request)),
     ) or (False,)
     if not changed:
         raise ApiError("invalid_credentials", message="The password changed meanwhile; sign in again.")

@@ -80,13 +80,13 @@ grant usage on schema auth to auth_service;
 grant execute on function
   auth.register_attempt(inet, integer, interval),
   auth.register(text, text, inet, text, bytea, interval, text, interval),
-  auth.login_attempt(inet, text, integer, interval, integer, interval, integer, interval),
+  auth.login_attempt(inet, text, integer, interval, integer, interval, integer, interval, text),
   auth.login(uuid, text, text, inet, text, bytea, interval),
   auth.refund_login(inet, text, boolean),
-  auth.refresh(bytea, bytea, inet, interval, integer, interval),
-  auth.logout(uuid, uuid, bytea, text),
+  auth.refresh(bytea, bytea, inet, interval, integer, interval, text),
+  auth.logout(uuid, uuid, bytea, text, inet, text),
   auth.password_attempt(uuid, uuid, inet, integer, interval, integer, interval, integer, interval),
-  auth.change_password(uuid, uuid, text, text, inet),
+  auth.change_password(uuid, uuid, text, text, inet, text),
   auth.purge(interval)
   to auth_service;
 -- accounts: password reset and email verification (contract §12, sql/auth/recovery.sql)
@@ -95,7 +95,8 @@ grant execute on function
   auth.reset_token_valid(bytea),
   auth.reset_password(bytea, text, inet, text),
   auth.verify_email(bytea, inet, text),
-  auth.resend_verification(uuid, uuid, text, interval, integer, interval)
+  auth.resend_verification(uuid, uuid, text, interval, integer, interval),
+  auth.sign_in_failed(inet, text, text)  -- auth events (sql/auth/events.sql)
   to auth_service;
 
 -- ingest_worker ----------------------------------------------------------------------------

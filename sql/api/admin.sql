@@ -450,11 +450,13 @@ super_admin keeps the role (409 last_super_admin). Returns {user_id, role, chang
 
 create view api.admin_audit_log with (security_invoker = true) as
 select r.id, r.created_at, r.actor_id, r.actor_type, r.action, r.entity_type, r.entity_id, r.before,
-       r.after, r.reason, r.ip, r.user_agent, r.count
+       r.after, r.reason, r.ip, r.user_agent, r.count, r.session_id
   from private.admin_audit_log r;
 comment on view api.admin_audit_log is $$Audit log (permission audit.view)
-Admin changes, ingest publishes and refused attempts, newest first with ?order=id.desc. Filter e.g.
-?entity_type=eq.anime&entity_id=eq.<id> or ?action=eq.security.permission_denied. Without audit.view: 403.$$;
+Admin changes, ingest publishes, refused attempts and auth events (auth.*: sign-ins, refresh-token
+reuse, logouts, password changes and resets, verified addresses), newest first with ?order=id.desc.
+Filter e.g. ?entity_type=eq.anime&entity_id=eq.<id>, ?action=eq.security.permission_denied or
+?action=like.auth.*. Without audit.view: 403.$$;
 comment on column api.admin_audit_log.id is 'Entry id (increasing).';
 comment on column api.admin_audit_log.created_at is 'When it happened.';
 comment on column api.admin_audit_log.actor_id is 'The person who acted (null for system actors and anonymous callers).';
@@ -468,3 +470,4 @@ comment on column api.admin_audit_log.reason is 'Reason given by the actor.';
 comment on column api.admin_audit_log.ip is 'Client address reported by the reverse proxy (X-Forwarded-For), when known.';
 comment on column api.admin_audit_log.user_agent is 'Client user agent.';
 comment on column api.admin_audit_log.count is 'How many times it happened: refusals of one caller for one action within a minute are one entry.';
+comment on column api.admin_audit_log.session_id is 'Auth events: the session concerned (opened by a sign-in, revoked, or the caller''s).';

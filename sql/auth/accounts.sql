@@ -46,11 +46,13 @@ $$;
    sprayed over many accounts is too) and of (ip, email); when allowed return the hash to verify. The slot is taken before the password is
    checked, so concurrent attempts cannot race past the limit; auth.login gives it back on
    success. Unknown and inactive accounts return a null hash (the caller verifies a dummy
-   hash, so both cases take the same time). Throttled: retry_after is set, nothing else. */
+   hash, so both cases take the same time). Throttled: retry_after is set, nothing else, and
+   the event is audited (one row per address, email and minute, with a count). */
 create or replace function auth.login_attempt(p_ip inet, p_email text,
                                               p_pair_limit integer, p_pair_window interval,
                                               p_email_limit integer, p_email_window interval,
-                                              p_ip_limit integer, p_ip_window interval)
+                                              p_ip_limit integer, p_ip_window interval,
+                                              p_user_agent text)
 returns table (retry_after integer, user_id uuid, password_hash text)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -62,6 +64,10 @@ begin
   if retry_after is null then
     select u.id, u.password_hash into user_id, password_hash
       from data.users u where u.email = v_email and u.is_active;
+  else
+    perform auth.audit('auth.sign_in_throttled', null, (select u.id from data.users u where u.email = v_email),
+                       null, p_ip, p_user_agent, jsonb_build_object('email', pg_catalog.left(v_email, 320)),
+                       'auth.sign_in_throttled ' || auth.login_subject(p_ip, v_email));
   end if;
   return next;
 end
@@ -91,6 +97,7 @@ begin
   end if;
   perform auth.refund_login(p_ip, email, true);
   session_id := auth.open_session(p_user_id, p_ip, p_user_agent, p_refresh_hash, p_session_ttl);
+  perform auth.audit('auth.sign_in', p_user_id, p_user_id, session_id, p_ip, p_user_agent);
   return next;
 end
 $$;
@@ -132,11 +139,13 @@ $$;
    revoke every other session of the account; the caller's session stays. False when the
    session ended or the password changed meanwhile. */
 create or replace function auth.change_password(p_user_id uuid, p_session_id uuid,
-                                                p_verified_hash text, p_new_hash text, p_ip inet)
+                                                p_verified_hash text, p_new_hash text, p_ip inet,
+                                                p_user_agent text)
 returns boolean
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_email text;
+  v_revoked integer;
 begin
   if not auth.session_is_live(p_user_id, p_session_id) then
     return false;
@@ -150,6 +159,9 @@ begin
   perform auth.refund_login(p_ip, v_email, true);
   update data.sessions s set revoked_at = now(), revoked_reason = 'password_changed'
    where s.user_id = p_user_id and s.id <> p_session_id and s.revoked_at is null;
+  get diagnostics v_revoked = row_count;
+  perform auth.audit('auth.password_changed', p_user_id, p_user_id, p_session_id, p_ip, p_user_agent,
+                     jsonb_build_object('sessions_revoked', v_revoked));
   return true;
 end
 $$;

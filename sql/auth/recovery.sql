@@ -89,6 +89,7 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_user_id uuid := auth.spend_token(p_token_hash, 'password_reset');
   v_email text;
+  v_revoked integer;
 begin
   if v_user_id is null then
     return false;
@@ -100,7 +101,10 @@ begin
    where t.user_id = v_user_id and t.purpose = 'password_reset' and t.used_at is null;
   update data.sessions s set revoked_at = now(), revoked_reason = 'password_reset'
    where s.user_id = v_user_id and s.revoked_at is null;
+  get diagnostics v_revoked = row_count;
   delete from data.rate_limits r where r.bucket = 'login_email' and r.subject = v_email;
+  perform auth.audit('auth.password_reset', v_user_id, v_user_id, null, p_ip, p_user_agent,
+                     jsonb_build_object('sessions_revoked', v_revoked));
   return true;
 end
 $$;
@@ -117,6 +121,7 @@ begin
     return false;
   end if;
   update data.users u set email_verified_at = coalesce(u.email_verified_at, now()) where u.id = v_user_id;
+  perform auth.audit('auth.email_verified', v_user_id, v_user_id, null, p_ip, p_user_agent);
   return true;
 end
 $$;

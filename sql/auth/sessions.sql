@@ -6,11 +6,12 @@
    - the token the current one replaced, presented within p_grace of its rotation (two tabs, or
      a lost response): a fresh token supersedes the current one -> 'grace';
    - any other token of the session (older, or later than the grace): the whole session is
-     revoked -> 'reused' (the revocation commits; the caller answers 401);
+     revoked -> 'reused' (the revocation and its audit event commit; the caller answers 401);
    - unknown token, ended session or inactive account -> 'invalid'; throttled -> 'throttled'.
    The session id never changes; last_used_at and ip follow the refresh. */
 create or replace function auth.refresh(p_token_hash bytea, p_new_hash bytea, p_ip inet,
-                                        p_grace interval, p_limit integer, p_window interval)
+                                        p_grace interval, p_limit integer, p_window interval,
+                                        p_user_agent text)
 returns table (outcome text, retry_after integer, user_id uuid, session_id uuid, email text)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -54,6 +55,8 @@ begin
   else
     update data.sessions s set revoked_at = now(), revoked_reason = 'refresh_token_reused'
      where s.id = v_session.id;
+    -- whoever presented it may be the thief or the owner: an anonymous actor
+    perform auth.audit('auth.refresh_token_reused', null, v_session.user_id, v_session.id, p_ip, p_user_agent);
     outcome := 'reused';
     return next;
     return;
@@ -72,10 +75,11 @@ $$;
 /* Sign out. The session is the one of the access token (p_user_id, p_session_id) or, without
    one, the session of the refresh token. Scopes: 'local' revokes that session, 'others' every
    other session of the account, 'global' all of them. 'others' and 'global' act on the whole
-   account, so they need a live session and, from a refresh token alone, its current token.
-   Idempotent; returns how many sessions were revoked. */
+   account, so they need a live session and, from a refresh token alone, its current token;
+   they are audited (auth.logout_others, auth.logout_all). Idempotent; returns how many
+   sessions were revoked. */
 create or replace function auth.logout(p_user_id uuid, p_session_id uuid, p_token_hash bytea,
-                                       p_scope text)
+                                       p_scope text, p_ip inet, p_user_agent text)
 returns integer
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -108,6 +112,11 @@ begin
                       when 'others' then s.id <> v_session_id
                       else true end;
   get diagnostics v_count = row_count;
+  if p_scope <> 'local' then
+    perform auth.audit(case p_scope when 'others' then 'auth.logout_others' else 'auth.logout_all' end,
+                       v_user_id, v_user_id, v_session_id, p_ip, p_user_agent,
+                       jsonb_build_object('sessions_revoked', v_count));
+  end if;
   return v_count;
 end
 $$;

@@ -68,6 +68,7 @@ create table data.audit_log (
   -- refusals are coalesced: one row per caller, action and minute, with a count (private.audit_row)
   count        integer not null default 1,
   coalesce_key text,
+  session_id   uuid,
   constraint audit_log_count_positive check (count >= 1),
   constraint audit_log_actor_type_valid check (actor_type in ('user', 'system', 'anonymous')),
   constraint audit_log_user_has_actor check (actor_type <> 'user' or actor_id is not null or action like 'security.%'),
@@ -76,14 +77,16 @@ create table data.audit_log (
 create index audit_log_actor_id_idx on data.audit_log (actor_id);
 create index audit_log_created_at_idx on data.audit_log (created_at desc);
 create index audit_log_entity_idx on data.audit_log (entity_type, entity_id);
+create index audit_log_session_id_idx on data.audit_log (session_id) where session_id is not null;
 -- what the upsert of a repeated refusal conflicts on (its key and the minute of created_at)
 create unique index audit_log_coalesce_idx
   on data.audit_log (coalesce_key, date_bin('1 minute', created_at, timestamptz '2000-01-01 00:00:00+00'))
   where coalesce_key is not null;
 alter table data.audit_log enable row level security;
-comment on table data.audit_log is 'Append-only audit trail of admin actions, ingest publishes and denied attempts.';
+comment on table data.audit_log is 'Append-only audit trail of admin actions, ingest publishes, denied attempts and auth events.';
 comment on column data.audit_log.count is 'How many times this happened (more than 1 only for coalesced refusals).';
 comment on column data.audit_log.coalesce_key is 'Refusals only: caller and action; one row per key and minute.';
+comment on column data.audit_log.session_id is 'Auth events: the session concerned (opened, revoked, or the caller''s).';
 
 insert into data.roles (name, is_system, description) values
   ('super_admin', false, 'Everything, including role grants and security'),

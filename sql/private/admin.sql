@@ -305,7 +305,7 @@ select u.id, u.email, u.display_name, u.avatar_url, u.is_active,
 
 create or replace view private.admin_audit_log as
 select l.id, l.created_at, l.actor_id, l.actor_type, l.action, l.entity_type, l.entity_id,
-       l.before, l.after, l.reason, l.ip, l.user_agent, l.count
+       l.before, l.after, l.reason, l.ip, l.user_agent, l.count, l.session_id
   from data.audit_log l
  where private.admin_gate('audit.view');
 
