@@ -23,4 +23,7 @@ USER kitsu
 FROM product AS dev
 USER root
 COPY fake_upstream fake_upstream
+# the dev-only mail sink of compose's `mail` service (ops/mail_sink.py; aiosmtpd is a dev extra)
+RUN pip install --no-cache-dir aiosmtpd==1.4.6 && mkdir -p ops /mail && chown kitsu /mail
+COPY ops/__init__.py ops/mail_sink.py ops/
 USER kitsu

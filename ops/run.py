@@ -25,6 +25,7 @@ for _signum in (signal.SIGINT, signal.SIGTERM):
 
 import os  # noqa: E402 - after the handlers: a stop during these imports is still a clean stop
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from database import build as db  # noqa: E402
@@ -115,6 +116,7 @@ def serve(supervisor: Supervisor) -> None:
         print("gateway: nginx is not installed (Debian package nginx); serving the direct ports only",
               flush=True)
 
+    worker_env = {**worker_env, **mail_env(start, urls)}
     for number in range(1, int(os.environ.get("INGEST_WORKERS", "1")) + 1):
         start(worker_process(dbname, name=f"worker-{number}", env=worker_env,
                                     log_path=log_path(f"worker-{number}")))
@@ -146,6 +148,25 @@ def serve(supervisor: Supervisor) -> None:
             print(ready, flush=True)
 
     supervisor.serve(announce_when_synced)
+
+
+def mail_env(start: Callable[[services.Service], services.Service], urls: dict[str, str]) -> dict[str, str]:
+    """Where the workers deliver mail (contract §12): SMTP_HOST when set, else a local sink
+    started here (ops/mail_sink.py), which keeps every mail as a .eml file under the run folder
+    and logs its link, so the reset and verification flows work without a mail server. The
+    links point at PUBLIC_BASE_URL, else at the one origin."""
+    env = {"PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL") or urls.get("gateway") or urls["auth"]}
+    if os.environ.get("SMTP_HOST"):
+        return env
+    port = int(os.environ.get("MAIL_SINK_PORT", "1025"))
+    folder = RUN_DIR / "mail"
+    start(services.Service("mail", [sys.executable, "-m", "ops.mail_sink", "--port", str(port), "--folder",
+                                    str(folder)], {"PYTHONUNBUFFERED": "1"}, log_path=log_path("mail")))
+    urls["mail"] = f"smtp://127.0.0.1:{port}"
+    print(f"mail: no SMTP_HOST, so mail goes to a local sink: files in {folder}, links in {log_path('mail')}",
+          flush=True)
+    return {**env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_STARTTLS": "false",
+            "SMTP_USER": "", "SMTP_PASSWORD": ""}
 
 
 if __name__ == "__main__":

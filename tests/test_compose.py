@@ -74,3 +74,27 @@ def test_the_agreement_test_sees_a_drift(tmp_path):
 
     drifted = services.postgrest_env("kitsu", jwks_json="{}", port=1, admin_port=2, pool=7)
     assert compose_postgrest_env(tmp_path) != {k: v for k, v in drifted.items() if k not in DEPLOYMENT_SPECIFIC}
+
+
+def service_block(rendered: str, name: str) -> str:
+    """One service's lines of `docker-compose config` output (two-space indented names)."""
+    lines = rendered.splitlines()
+    block = []
+    for line in lines[lines.index(f"  {name}:") + 1:]:
+        if not line.startswith("   "):
+            break
+        block.append(line)
+    return "\n".join(block)
+
+
+def test_the_mail_sink_is_a_dev_only_service_the_workers_deliver_to(tmp_path):
+    """Contract §12: compose gets the `make run` sink (ops/mail_sink.py) under the dev profile,
+    and the workers send to it unless SMTP_HOST names a real server."""
+    result = compose_config(tmp_path, {name: "secret-value" for name in SECRETS})
+    assert result.returncode == 0, result.stderr
+    mail = service_block(result.stdout, "mail")
+    assert "- ops.mail_sink" in mail and "profiles:\n    - dev" in mail
+    worker = service_block(result.stdout, "worker")
+    assert "SMTP_HOST: mail" in worker and "- sync,periodic,mail" in worker
+    with_server = compose_config(tmp_path, {**{name: "secret-value" for name in SECRETS}, "SMTP_HOST": "smtp.example"})
+    assert "SMTP_HOST: smtp.example" in service_block(with_server.stdout, "worker")

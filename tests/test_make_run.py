@@ -55,8 +55,8 @@ def run_env(template_db, tmp_path):
            "KITSU_RUN_DIR": str(tmp_path), "PGRST_SERVER_PORT": str(services.free_port()),
            "PGRST_ADMIN_SERVER_PORT": str(services.free_port()), "AUTH_PORT": str(services.free_port()),
            "INGEST_UPSTREAM_PORT": str(services.free_port()), "GATEWAY_PORT": str(services.free_port()),
-           "INGEST_WORKERS": "2"}
-    for variable in ("SHIKIMORI_BASE_URL", "KODIK_BASE_URL", "KODIK_TOKEN"):
+           "INGEST_WORKERS": "2", "MAIL_SINK_PORT": str(services.free_port())}
+    for variable in ("SHIKIMORI_BASE_URL", "KODIK_BASE_URL", "KODIK_TOKEN", "SMTP_HOST"):
         env.pop(variable, None)
     yield env
     db.drop_database(dbname)
@@ -88,13 +88,23 @@ def test_make_run_serves_a_catalog_and_stops_cleanly(run_env):
         favorite = httpx.post(f"{urls['api']}/favorites", json={"anime_id": anime.json()[0]["id"]},
                               headers={"Authorization": f"Bearer {token}"})
         assert favorite.status_code == 201
+        # no SMTP_HOST: the local sink got the verification mail as a file, and logs the reset link
+        assert httpx.post(f"{urls['auth']}/auth/password/forgot", json={"email": email}).status_code == 202
+        run_dir = Path(run_env["KITSU_RUN_DIR"])
+        deadline = time.monotonic() + 60
+        while len(list((run_dir / "mail").glob("*.eml"))) < 2 or "/reset-password?token=" not in (
+                run_dir / "logs" / "mail.log").read_text():
+            assert time.monotonic() < deadline, "the mails did not arrive at the local sink"
+            time.sleep(0.2)
+        assert email in (run_dir / "logs" / "mail.log").read_text()
     finally:
         output = stop_run(process)
     assert process.returncode == 0 and "stopped" in output
     assert not any(port_open(url) for url in urls.values())
     # logs are readable by their owner only (contract §11)
     logs = list((Path(run_env["KITSU_RUN_DIR"]) / "logs").iterdir())
-    assert {"postgrest.log", "auth_service.log", "gateway-access.log", "worker-1.log"} <= {p.name for p in logs}
+    assert {"postgrest.log", "auth_service.log", "gateway-access.log", "worker-1.log", "mail.log"} <= {
+        p.name for p in logs}
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in logs} == {p.name: "0o600" for p in logs}
 
     # a second run keeps the data: no first sync, the favorite is still there
