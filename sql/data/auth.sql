@@ -44,3 +44,28 @@ create index rate_limits_expires_at_idx on data.rate_limits (expires_at);
 alter table data.rate_limits enable row level security;
 comment on table data.rate_limits is 'Sliding-window counters of auth attempts: login failures per (ip, email), per email and per address, refreshes and registrations per ip.';
 comment on column data.rate_limits.hits is 'Times of the attempts counted in the current window (oldest first).';
+
+-- IP bans (security.ban.ip / security.unban.ip; issue 13): refused at sign-in, registration and
+-- refresh (auth.*) and on every PostgREST request (private.pre_request) while unlifted and not
+-- expired. One unlifted ban per network (banning it again updates that row); "is this address
+-- banned" is a containment search (network >>= ip) over the unlifted rows.
+create table data.ip_bans (
+  id          bigint generated always as identity primary key,
+  network     cidr not null,
+  reason      text not null,
+  expires_at  timestamptz,
+  created_by  uuid references data.users (id) on delete set null,
+  created_at  timestamptz not null default now(),
+  updated_at  timestamptz not null default now(),
+  lifted_at   timestamptz,
+  lifted_by   uuid references data.users (id) on delete set null,
+  lift_reason text,
+  constraint ip_bans_reason_present check (length(btrim(reason)) between 1 and 500),
+  constraint ip_bans_lift_consistent check (lifted_at is not null or (lifted_by is null and lift_reason is null))
+);
+create unique index ip_bans_network_unlifted_key on data.ip_bans (network) where lifted_at is null;
+create index ip_bans_network_idx on data.ip_bans using gist (network inet_ops) where lifted_at is null;
+create index ip_bans_created_by_idx on data.ip_bans (created_by);
+create index ip_bans_lifted_by_idx on data.ip_bans (lifted_by);
+alter table data.ip_bans enable row level security;
+comment on table data.ip_bans is 'Banned client addresses or networks (security.ban.ip); refused at sign-in, registration, refresh and every PostgREST request.';
