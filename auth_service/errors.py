@@ -22,6 +22,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "invalid_refresh_token": (401, "The refresh token is invalid or has been used."),
     "invalid_token": (401, "A valid access token is required."),
     "rate_limited": (429, "Too many attempts; try again later."),
+    "ip_banned": (403, "Requests from this address are blocked."),
     "overloaded": (503, "The service is busy; try again shortly."),
     "database_unavailable": (503, "The database is unavailable."),
     "not_found": (404, "Not found."),

@@ -174,3 +174,12 @@ grant execute on function
   api.admin_hide_player(uuid, integer, boolean, text),
   api.admin_lock_player(uuid, integer, boolean, text)
   to web_user;
+
+-- admin, complete (issue 13): IP bans -------------------------------------------------------
+-- db-pre-request refuses banned addresses: the web roles (and authenticator) call the check,
+-- a security definer reading data.ip_bans, with the address the gateway saw.
+grant execute on function private.ip_banned(inet), private.client_ip(), private.request_header(text)
+  to authenticator, anon, web_user;
+grant select on private.admin_ip_bans to web_user;
+grant select on api.admin_ip_bans to web_user;
+grant execute on function api.admin_ban_ip(text, text, timestamptz), api.admin_unban_ip(bigint, text) to web_user;
