@@ -24,6 +24,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "invalid_reset_token": (400, "The reset link is invalid, used or expired; ask for a new one."),
     "invalid_verification_token": (400, "The verification link is invalid, used or expired; ask for a new one."),
     "rate_limited": (429, "Too many attempts; try again later."),
+    "ip_banned": (403, "Requests from this address are blocked."),
     "overloaded": (503, "The service is busy; try again shortly."),
     "database_unavailable": (503, "The database is unavailable."),
     "not_found": (404, "Not found."),

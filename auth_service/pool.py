@@ -11,6 +11,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from auth_service.errors import ApiError
 
 log = logging.getLogger("auth_service")
+# SQLSTATE of auth.refuse_banned: the client address is banned (sign-in, registration, refresh)
+IP_BANNED = "KB403"
 
 
 class Database:
@@ -27,6 +29,10 @@ class Database:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             log.warning("database unavailable: %s", type(exc).__name__)
             raise ApiError("database_unavailable", headers={"Retry-After": "1"}) from None
-        except (psycopg.errors.CheckViolation, psycopg.errors.InvalidParameterValue) as exc:
+        except psycopg.Error as exc:
+            if exc.sqlstate == IP_BANNED:
+                raise ApiError("ip_banned") from None
+            if not isinstance(exc, psycopg.errors.CheckViolation | psycopg.errors.InvalidParameterValue):
+                raise
             log.info("rejected by a database rule: %s", exc.diag.constraint_name or exc.sqlstate)
             raise ApiError("invalid_request") from None

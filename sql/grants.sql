@@ -171,3 +171,28 @@ grant insert, truncate on legacy.users, legacy.roles, legacy.user_roles, legacy.
   legacy.parser_sources, legacy.anime_external, legacy.anime_external_binding to legacy_importer;
 grant execute on function legacy.plan(), legacy.not_carried(), legacy.import_step(text),
   legacy.issues_report() to legacy_importer;
+
+-- admin, complete (issue 13): episodes ------------------------------------------------------
+-- Same pattern as the admin blocks above (docs/admin-api.md, "Episodes").
+grant select on private.admin_episodes to web_user;
+grant select on api.admin_episodes to web_user;
+grant execute on function
+  api.admin_create_episode(uuid, integer, text, timestamptz, text),
+  api.admin_update_episode(uuid, jsonb, text),
+  api.admin_lock_episode(uuid, text[], text),
+  api.admin_unlock_episode(uuid, text[], text),
+  api.admin_delete_episode(uuid, text),
+  api.admin_restore_episode(uuid, text),
+  api.admin_fix_player(uuid, integer, text, text, text),
+  api.admin_hide_player(uuid, integer, boolean, text),
+  api.admin_lock_player(uuid, integer, boolean, text)
+  to web_user;
+
+-- admin, complete (issue 13): IP bans -------------------------------------------------------
+-- db-pre-request refuses banned addresses: the web roles (and authenticator) call the check,
+-- a security definer reading data.ip_bans, with the address the gateway saw.
+grant execute on function private.ip_banned(inet), private.client_ip(), private.request_header(text)
+  to authenticator, anon, web_user;
+grant select on private.admin_ip_bans to web_user;
+grant select on api.admin_ip_bans to web_user;
+grant execute on function api.admin_ban_ip(text, text, timestamptz), api.admin_unban_ip(bigint, text) to web_user;

@@ -58,6 +58,7 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_email text := lower(btrim(p_email));
 begin
+  perform auth.refuse_banned(p_ip);
   select auth.take_slots(k.buckets, k.subjects, k.limits, k.windows) into retry_after
     from auth.login_keys(p_ip, v_email, p_pair_limit, p_pair_window, p_email_limit, p_email_window,
                          p_ip_limit, p_ip_window) k;

@@ -113,12 +113,26 @@ begin
 end
 $$;
 
+/* A banned address (private.ip_banned) ends the call with SQLSTATE KB403, which auth_service
+   answers 403 ip_banned (auth_service/pool.py); raised first, so nothing is written. */
+create or replace function auth.refuse_banned(p_ip inet) returns void
+language plpgsql stable set search_path = '' as $$
+begin
+  if private.ip_banned(p_ip) then
+    raise exception 'ip_banned' using errcode = 'KB403';
+  end if;
+end
+$$;
+
 -- One attempt at POST /auth/register from this address; null when allowed, else Retry-After.
 create or replace function auth.register_attempt(p_ip inet, p_limit integer, p_window interval)
 returns integer
-language sql volatile security definer set search_path = '' as $$
-  select auth.take_slots(array['register_ip'], array[coalesce(pg_catalog.host(p_ip), '-')],
-                         array[p_limit], array[p_window])
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  perform auth.refuse_banned(p_ip);
+  return auth.take_slots(array['register_ip'], array[coalesce(pg_catalog.host(p_ip), '-')],
+                         array[p_limit], array[p_window]);
+end
 $$;
 
 /* Remove what no longer counts: empty rate-limit rows, refresh tokens of ended sessions, and

@@ -19,6 +19,7 @@ declare
   v_current data.refresh_tokens;
   v_session data.sessions;
 begin
+  perform auth.refuse_banned(p_ip);
   retry_after := auth.take_slots(array['refresh_ip'], array[coalesce(pg_catalog.host(p_ip), '-')],
                                  array[p_limit], array[p_window]);
   if retry_after is not null then

@@ -95,3 +95,27 @@ alter table data.mail_outbox enable row level security;
 comment on table data.mail_outbox is 'Mail to deliver, written in the transaction of the request; the send_mail task delivers it.';
 comment on column data.mail_outbox.token is 'The link''s token until the mail is delivered (then cleared); only its hash is in account_tokens.';
 comment on column data.mail_outbox.message_id is 'Message-ID of every delivery attempt, so a duplicate delivery is recognisable as one.';
+-- IP bans (security.ban.ip / security.unban.ip; issue 13): refused at sign-in, registration and
+-- refresh (auth.*) and on every PostgREST request (private.pre_request) while unlifted and not
+-- expired. One unlifted ban per network (banning it again updates that row); "is this address
+-- banned" is a containment search (network >>= ip) over the unlifted rows.
+create table data.ip_bans (
+  id          bigint generated always as identity primary key,
+  network     cidr not null,
+  reason      text not null,
+  expires_at  timestamptz,
+  created_by  uuid references data.users (id) on delete set null,
+  created_at  timestamptz not null default now(),
+  updated_at  timestamptz not null default now(),
+  lifted_at   timestamptz,
+  lifted_by   uuid references data.users (id) on delete set null,
+  lift_reason text,
+  constraint ip_bans_reason_present check (length(btrim(reason)) between 1 and 500),
+  constraint ip_bans_lift_consistent check (lifted_at is not null or (lifted_by is null and lift_reason is null))
+);
+create unique index ip_bans_network_unlifted_key on data.ip_bans (network) where lifted_at is null;
+create index ip_bans_network_idx on data.ip_bans using gist (network inet_ops) where lifted_at is null;
+create index ip_bans_created_by_idx on data.ip_bans (created_by);
+create index ip_bans_lifted_by_idx on data.ip_bans (lifted_by);
+alter table data.ip_bans enable row level security;
+comment on table data.ip_bans is 'Banned client addresses or networks (security.ban.ip); refused at sign-in, registration, refresh and every PostgREST request.';

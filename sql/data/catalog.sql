@@ -147,10 +147,26 @@ create table data.episodes (
   deleted_at    timestamptz,
   created_at    timestamptz not null default now(),
   updated_at    timestamptz not null default now(),
+  -- administration (issue 13): as on data.anime; locked_fields holds episode fields,
+  -- 'sources' (every player link) or '*' (the whole row); ingest keeps what they name
+  edited_fields text[] not null default '{}',
+  locked_by     uuid references data.users (id) on delete set null,
+  locked_reason text,
+  locked_at     timestamptz,
+  deleted_by    uuid references data.users (id) on delete set null,
+  delete_reason text,
+  created_by    uuid references data.users (id) on delete set null,
+  updated_by    uuid references data.users (id) on delete set null,
   constraint episodes_anime_number_key unique (anime_id, number),
   constraint episodes_number_positive check (number >= 1),
-  constraint episodes_source_valid check (source in ('manual', 'parser', 'import'))
+  constraint episodes_source_valid check (source in ('manual', 'parser', 'import')),
+  constraint episodes_delete_consistent check (deleted_at is not null or (deleted_by is null and delete_reason is null)),
+  constraint episodes_lock_consistent check (locked_at is not null or (locked_by is null and locked_reason is null))
 );
+create index episodes_locked_by_idx on data.episodes (locked_by);
+create index episodes_deleted_by_idx on data.episodes (deleted_by);
+create index episodes_created_by_idx on data.episodes (created_by);
+create index episodes_updated_by_idx on data.episodes (updated_by);
 alter table data.episodes enable row level security;
 -- visible when the episode is live and its anime is visible (the anime policy applies inside)
 create policy episodes_public_read on data.episodes for select to anon, web_user
@@ -173,13 +189,25 @@ create table data.episode_sources (
   quality        text,
   player_url     text not null,
   updated_at     timestamptz not null default now(),
+  -- a link fixed by hand (source manual) or locked is never overwritten by ingest; a hidden
+  -- one is not public
+  source         text not null default 'manual',
+  locked_at      timestamptz,
+  locked_by      uuid references data.users (id) on delete set null,
+  hidden_at      timestamptz,
+  hidden_by      uuid references data.users (id) on delete set null,
+  updated_by     uuid references data.users (id) on delete set null,
   primary key (episode_id, translation_id),
-  constraint episode_sources_player_url_absolute check (player_url ~ '^https://')
+  constraint episode_sources_player_url_absolute check (player_url ~ '^https://'),
+  constraint episode_sources_source_valid check (source in ('manual', 'parser', 'import'))
 );
 create index episode_sources_translation_idx on data.episode_sources (translation_id);
+create index episode_sources_locked_by_idx on data.episode_sources (locked_by);
+create index episode_sources_hidden_by_idx on data.episode_sources (hidden_by);
+create index episode_sources_updated_by_idx on data.episode_sources (updated_by);
 alter table data.episode_sources enable row level security;
 create policy episode_sources_public_read on data.episode_sources for select to anon, web_user
-  using (exists (select 1 from data.episodes e where e.id = episode_id));
+  using (hidden_at is null and exists (select 1 from data.episodes e where e.id = episode_id));
 comment on table data.episode_sources is 'How to play an episode: one Kodik player per translation.';
 
 create table data.schedule (

@@ -138,8 +138,8 @@ union all
 select 'editor', unnest(array['anime.view', 'anime.create', 'anime.edit', 'episode.view', 'episode.create', 'episode.edit'])
 union all
 select 'support', unnest(array['anime.view', 'episode.view', 'admin.users.view', 'audit.view'])
-union all
-select 'user', unnest(array['anime.view', 'episode.view'])
+-- `user` holds no permission: the public catalog needs none, and anime.view / episode.view mean
+-- "read the admin catalog in every state" (support holds them; migration 0030)
 union all
 select 'parser_bot', unnest(array['anime.view', 'anime.create', 'anime.edit', 'episode.view', 'episode.create', 'episode.edit', 'parser.run', 'parser.override_lock'])
 union all

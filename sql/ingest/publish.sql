@@ -16,6 +16,18 @@ language sql immutable parallel safe set search_path = '' as $$
                 where not ingest.keeps(p_edited, p_locked, f))
 $$;
 
+/* What the system actor's audit rows of a publish compare: the content fields and shikimori_id. */
+create or replace function ingest.audited_fields() returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select private.anime_content_fields() || 'shikimori_id'::text
+$$;
+
+/* The reason of those rows: which run published (null: a publish outside a sync). */
+create or replace function ingest.audit_reason(p_run_id bigint) returns text
+language sql immutable parallel safe set search_path = '' as $$
+  select case when p_run_id is null then 'publish' else 'sync run ' || p_run_id end
+$$;
+
 /* Rows staged by a run count once that run is finished (or when it is the run publishing). */
 create or replace function ingest.staged_by_finished_run(p_staged_by bigint, p_run_id bigint) returns boolean
 language sql stable parallel safe set search_path = '' as $$
@@ -58,7 +70,8 @@ begin
   get diagnostics v_n = row_count;
   v_result := v_result || jsonb_build_object('genres_written', v_n);
 
-  -- new titles: the payload's content fields, in the state the settings say
+  -- new titles: the payload's content fields, in the state the settings say; each one audited
+  -- as the system actor (ingest.anime_create, after = its content fields), in this transaction
   with ins as (
     insert into data.anime (shikimori_id, title, title_ru, title_en, title_original, synonyms, kind, status,
                             episodes_total, episodes_aired, score, rating, year, season, aired_on, released_on,
@@ -74,15 +87,24 @@ begin
                           private.jsonb_pick(sa.payload, private.anime_content_fields())) r
      where sa.anime_id is null and sa.matched_by is null
     on conflict (shikimori_id) do nothing
-    returning id, shikimori_id
+    returning *
+  ), audited as (
+    insert into data.audit_log (actor_type, action, entity_type, entity_id, after, reason)
+    select 'system', 'ingest.anime_create', 'anime', ins.id::text,
+           private.jsonb_pick(to_jsonb(ins), ingest.audited_fields()), ingest.audit_reason(p_run_id)
+      from ins
+  ), linked as (
+    update data.staging_anime sa set anime_id = ins.id, matched_by = 'auto'
+      from ins where sa.shikimori_id = ins.shikimori_id
+    returning 1
   )
-  update data.staging_anime sa set anime_id = ins.id, matched_by = 'auto'
-    from ins where sa.shikimori_id = ins.shikimori_id;
-  get diagnostics v_n = row_count;
+  select count(*) into v_n from linked;
   v_result := v_result || jsonb_build_object('anime_inserted', v_n);
 
   -- changed titles: the title row with every content field but the ones an editor changed or
-  -- locked replaced from the payload; written only when something differs
+  -- locked replaced from the payload; written only when something differs, and audited as the
+  -- system actor: one row per title, before/after of the fields that changed (`before` reads the
+  -- statement's snapshot, i.e. the row as it was)
   with n as (
     select (jsonb_populate_record(a,
               private.jsonb_pick(sa.payload, ingest.writable_fields(a.edited_fields, a.locked_fields))
@@ -91,17 +113,30 @@ begin
       from data.staging_anime sa
       join unnest(v_ids) c(id) on c.id = sa.shikimori_id
       join data.anime a on a.id = sa.anime_id
+  ), up as (
+    update data.anime a
+       set title = n.title, title_ru = n.title_ru, title_en = n.title_en, title_original = n.title_original,
+           synonyms = n.synonyms, kind = n.kind, status = n.status, episodes_total = n.episodes_total,
+           episodes_aired = n.episodes_aired, score = n.score, rating = n.rating, year = n.year, season = n.season,
+           aired_on = n.aired_on, released_on = n.released_on, next_episode_at = n.next_episode_at,
+           poster_url = n.poster_url, description = n.description, shikimori_id = n.shikimori_id,
+           content_hash = n.content_hash
+      from n
+     where a.id = n.id and row(a.*) is distinct from row(n.*)
+    returning a.*
+  ), changes as (
+    select up.id, to_jsonb(b) as before_doc, to_jsonb(up) as after_doc,
+           array(select f from unnest(ingest.audited_fields()) f
+                  where to_jsonb(b) -> f is distinct from to_jsonb(up) -> f) as fields
+      from up join data.anime b on b.id = up.id
+  ), audited as (
+    insert into data.audit_log (actor_type, action, entity_type, entity_id, before, after, reason)
+    select 'system', 'ingest.anime_update', 'anime', c.id::text, private.jsonb_pick(c.before_doc, c.fields),
+           private.jsonb_pick(c.after_doc, c.fields), ingest.audit_reason(p_run_id)
+      from changes c
+     where cardinality(c.fields) > 0
   )
-  update data.anime a
-     set title = n.title, title_ru = n.title_ru, title_en = n.title_en, title_original = n.title_original,
-         synonyms = n.synonyms, kind = n.kind, status = n.status, episodes_total = n.episodes_total,
-         episodes_aired = n.episodes_aired, score = n.score, rating = n.rating, year = n.year, season = n.season,
-         aired_on = n.aired_on, released_on = n.released_on, next_episode_at = n.next_episode_at,
-         poster_url = n.poster_url, description = n.description, shikimori_id = n.shikimori_id,
-         content_hash = n.content_hash
-    from n
-   where a.id = n.id and row(a.*) is distinct from row(n.*);
-  get diagnostics v_n = row_count;
+  select count(*) into v_n from up;
   v_result := v_result || jsonb_build_object('anime_updated', v_n);
 
   -- genres of those titles (unless an editor changed or locked `genres`)
@@ -172,17 +207,40 @@ begin
   get diagnostics v_n = row_count;
   v_result := v_result || jsonb_build_object('episodes_inserted', v_n);
 
-  insert into data.episode_sources as es (episode_id, translation_id, quality, player_url)
-  select e.id, se.translation_id, se.quality, x.url
-    from data.staging_episodes se
-    join pg_temp.ingest_publish_episodes c using (shikimori_id, translation_id)
-   cross join jsonb_each_text(se.episodes) x(num, url)
-    join data.episodes e on e.anime_id = c.anime_id and e.number = x.num::integer
-   where e.deleted_at is null and not ingest.keeps('{}', e.locked_fields, 'sources')
-  on conflict (episode_id, translation_id) do update
-     set quality = excluded.quality, player_url = excluded.player_url, updated_at = now()
-   where (es.quality, es.player_url) is distinct from (excluded.quality, excluded.player_url);
-  get diagnostics v_n = row_count;
+  /* player links, except on deleted episodes, episodes whose links (or whole row) are locked,
+     and links fixed by hand (source manual) or locked one by one; a hidden link stays hidden.
+     Audited as the system actor: one row per title, before/after {"<episode>/<translation>":
+     {player_url, quality}} of the links written (`before` from the statement's snapshot). */
+  with incoming as (
+    select e.id as episode_id, e.anime_id, e.number, se.translation_id, se.quality, x.url
+      from data.staging_episodes se
+      join pg_temp.ingest_publish_episodes c using (shikimori_id, translation_id)
+     cross join jsonb_each_text(se.episodes) x(num, url)
+      join data.episodes e on e.anime_id = c.anime_id and e.number = x.num::integer
+     where e.deleted_at is null and not ingest.keeps('{}', e.locked_fields, 'sources')
+  ), up as (
+    insert into data.episode_sources as es (episode_id, translation_id, quality, player_url, source)
+    select i.episode_id, i.translation_id, i.quality, i.url, 'parser' from incoming i
+    on conflict (episode_id, translation_id) do update
+       set quality = excluded.quality, player_url = excluded.player_url, updated_at = now()
+     where (es.quality, es.player_url) is distinct from (excluded.quality, excluded.player_url)
+       and es.source <> 'manual' and es.locked_at is null
+    returning es.episode_id, es.translation_id, es.quality, es.player_url
+  ), audited as (
+    insert into data.audit_log (actor_type, action, entity_type, entity_id, before, after, reason)
+    select 'system', 'ingest.players_update', 'anime', i.anime_id::text,
+           jsonb_object_agg(i.number || '/' || i.translation_id,
+                            case when b.episode_id is not null
+                                 then jsonb_build_object('player_url', b.player_url, 'quality', b.quality) end),
+           jsonb_object_agg(i.number || '/' || i.translation_id,
+                            jsonb_build_object('player_url', up.player_url, 'quality', up.quality)),
+           ingest.audit_reason(p_run_id)
+      from up
+      join incoming i using (episode_id, translation_id)
+      left join data.episode_sources b on b.episode_id = up.episode_id and b.translation_id = up.translation_id
+     group by i.anime_id
+  )
+  select count(*) into v_n from up;
   v_result := v_result || jsonb_build_object('episode_sources_written', v_n);
 
   update data.staging_episodes se

@@ -47,13 +47,14 @@ language sql immutable parallel safe set search_path = '' as $$
          end
 $$;
 
--- "Has video": at least one live episode with at least one player.
+-- "Has video": at least one live episode with at least one player that is not hidden.
 create or replace function private.anime_has_video(anime_id uuid) returns boolean
 language sql stable set search_path = '' as $$
   select exists (select 1
                    from data.episodes e
                    join data.episode_sources s on s.episode_id = e.id
-                  where e.anime_id = anime_has_video.anime_id and e.deleted_at is null)
+                  where e.anime_id = anime_has_video.anime_id and e.deleted_at is null
+                    and s.hidden_at is null)
 $$;
 
 -- Validation errors of a title, as stable codes the admin UI translates.
@@ -83,13 +84,13 @@ select a.id, a.shikimori_id, a.title, a.title_ru, a.title_en, a.title_original, 
           a hash of every episode. (Not private.anime_has_video: inside a view a function runs
           as the caller, under RLS.) */
        coalesce((select true from data.episodes ep join data.episode_sources s on s.episode_id = ep.id
-                  where ep.anime_id = a.id and ep.deleted_at is null limit 1), false) as has_video,
+                  where ep.anime_id = a.id and ep.deleted_at is null and s.hidden_at is null limit 1), false) as has_video,
        private.anime_errors(a.title, a.description, a.poster_url, a.state,
          coalesce((select true from data.episodes ep join data.episode_sources s on s.episode_id = ep.id
-                  where ep.anime_id = a.id and ep.deleted_at is null limit 1), false)) as errors,
+                  where ep.anime_id = a.id and ep.deleted_at is null and s.hidden_at is null limit 1), false)) as errors,
        private.anime_errors(a.title, a.description, a.poster_url, a.state,
          coalesce((select true from data.episodes ep join data.episode_sources s on s.episode_id = ep.id
-                  where ep.anime_id = a.id and ep.deleted_at is null limit 1), false)) <> '{}' as has_errors,
+                  where ep.anime_id = a.id and ep.deleted_at is null and s.hidden_at is null limit 1), false)) <> '{}' as has_errors,
        (select count(*)::integer from data.episodes ep
          where ep.anime_id = a.id and ep.deleted_at is null) as episodes_count,
        a.locked_fields, a.locked_by, a.locked_reason, a.locked_at,
@@ -288,7 +289,7 @@ $$;
 
 -- The gated row sources (owner rights; see the header). web_user may select from these only.
 create or replace view private.admin_anime as
-select r.* from private.admin_anime_all r where private.admin_gate('anime.edit');
+select r.* from private.admin_anime_all r where private.admin_gate('anime.view');
 
 create or replace view private.admin_users as
 select u.id, u.email, u.display_name, u.avatar_url, u.is_active,

@@ -78,6 +78,8 @@ $$;
      token names if authenticator can, including authenticator itself.
    - A web_user token must name a live session (sid): logging out or revoking a device
      refuses its access tokens on the next request, before they expire.
+   - A banned client address (private.ip_banned, with the address the gateway saw:
+     private.client_ip) is refused with 403 ip_banned, signed in or not.
    - Sets the security headers on every successful response (errors carry them through
      private.raise_error), and the caching headers of anonymous catalog reads. */
 create or replace function private.pre_request() returns void
@@ -90,6 +92,9 @@ declare
 begin
   if coalesce(claims ->> 'role', 'anon') not in ('anon', 'web_user') or current_user not in ('anon', 'web_user') then
     perform private.raise_error(401, 'invalid_token', 'This token cannot be used here.');
+  end if;
+  if private.ip_banned(private.client_ip()) then
+    perform private.raise_error(403, 'ip_banned', 'Requests from this address are blocked.');
   end if;
   if current_user = 'anon' then
     perform set_config('response.headers', (private.response_headers(false)::jsonb

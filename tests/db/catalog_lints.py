@@ -65,6 +65,8 @@ LINTS: dict[str, str] = {
              'private.security_headers', 'private.response_headers', 'private.raise_error',
              'private.search_normalize', 'private.search_terms',
              'private.catalog_cache_headers', 'private.cacheable_path',
+             -- db-pre-request refuses banned client addresses (issue 13)
+             'private.ip_banned', 'private.client_ip', 'private.request_header',
              'api.search_anime')""",
     "function anyone (PUBLIC) may execute": f"""
         select n.nspname || '.' || p.proname

@@ -138,10 +138,18 @@ def row_counts(dbname: str) -> dict[str, int]:
         return {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}  # type: ignore[index]
 
 
-def upgrade_violations(old: str, fresh: str, before: dict[str, int]) -> list[str]:
-    """What an upgraded database lacks: the fresh build's schema, or rows it held before."""
+# rows a migration removes on purpose: 0030 takes anime.view / episode.view from `user` (they mean
+# the admin catalog; issue 13)
+REMOVED_ON_PURPOSE = {"data.role_permissions": 2}
+
+
+def upgrade_violations(old: str, fresh: str, before: dict[str, int],
+                       removed: dict[str, int] | None = None) -> list[str]:
+    """What an upgraded database lacks: the fresh build's schema, or rows it held before (less
+    the rows `removed` on purpose)."""
     after = row_counts(old)
-    found = [f"{t}: {n} rows before, {after.get(t)} after" for t, n in before.items() if after.get(t) != n]
+    found = [f"{t}: {n} rows before, {after.get(t)} after" for t, n in before.items()
+             if after.get(t) != n - (removed or {}).get(t, 0)]
     if schema_dump(old) != schema_dump(fresh):
         found.append("schema differs from a fresh build")
     return found
@@ -161,7 +169,7 @@ def test_upgrading_a_database_with_data_keeps_every_row_and_reaches_head(make_db
     before = row_counts(old)
     assert db.migrate(old) == len(migrations) - len(PREVIOUS_RELEASE)
 
-    assert upgrade_violations(old, template_db, before) == []
+    assert upgrade_violations(old, template_db, before, REMOVED_ON_PURPOSE) == []
     with psycopg.connect(db.role_url(old, "kitsu_owner")) as conn:
         # what the new migration backfilled: genres on the title, a search document for the published one
         genres = conn.execute("select genres from data.anime where shikimori_id = 1").fetchone()[0]

@@ -1,0 +1,127 @@
+/* Episode administration helpers (issue 13; docs/admin-api.md "Episodes"): the editable fields,
+   locks, the gated row source behind api.admin_episodes, and the answer of every episode RPC.
+   Same pattern as sql/private/admin.sql, whose helpers (admin_gate, admin_denied_unless, audit,
+   jsonb_pick) are reused.
+
+   Locks: data.episodes.locked_fields names episode fields, `sources` (every player link of the
+   episode) or `*` (the whole row: nothing may change, ingest adds no link). One link is locked
+   on data.episode_sources (locked_at). Ingest keeps `sources`/`*`-locked episodes' links, locked
+   links and links fixed by hand (source = manual): ingest.publish_players. */
+
+-- Fields of an episode an editor may set (keys of admin_update_episode's patch).
+create or replace function private.episode_editable_fields() returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select array['number', 'title', 'aired_at']
+$$;
+
+-- What a lock may name: those fields and `sources` (all player links); no names = `*`.
+create or replace function private.episode_lockable_fields() returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select private.episode_editable_fields() || 'sources'::text
+$$;
+
+-- Is this field (or, for `sources`, every link) of an episode locked?
+create or replace function private.episode_field_locked(locked_fields text[], field text) returns boolean
+language sql immutable parallel safe set search_path = '' as $$
+  select field = any (locked_fields) or '*' = any (locked_fields)
+$$;
+
+-- The admin view of episodes (every one, deleted too) with their player links per translation,
+-- ungated: read by the RPCs' answers, and by private.admin_episodes (gated). No grant.
+create or replace view private.admin_episodes_all as
+select e.id, e.anime_id, a.title as anime_title, e.number, e.title, e.aired_at, e.source,
+       coalesce((select jsonb_agg(jsonb_build_object(
+                  'translation_id', s.translation_id, 'translation_title', t.title,
+                  'translation_type', t.type, 'quality', s.quality, 'player_url', s.player_url,
+                  'source', s.source, 'locked', s.locked_at is not null, 'locked_by', s.locked_by,
+                  'hidden', s.hidden_at is not null, 'hidden_by', s.hidden_by,
+                  'updated_by', s.updated_by, 'updated_at', s.updated_at) order by s.translation_id)
+                   from data.episode_sources s join data.translations t on t.id = s.translation_id
+                  where s.episode_id = e.id), '[]'::jsonb) as sources,
+       (select count(*)::integer from data.episode_sources s
+         where s.episode_id = e.id and s.hidden_at is null) as players_count,
+       e.edited_fields, e.locked_fields, e.locked_by, e.locked_reason, e.locked_at,
+       e.deleted_at is not null as is_deleted, e.deleted_at, e.deleted_by, e.delete_reason,
+       e.created_by, e.updated_by, e.created_at, e.updated_at
+  from data.episodes e
+  join data.anime a on a.id = e.anime_id;
+
+create or replace view private.admin_episodes as
+select r.* from private.admin_episodes_all r where private.admin_gate('episode.view');
+
+-- {episode, audit_log_id, warnings}: the answer of every episode RPC.
+create or replace function private.admin_episode_result(episode_id uuid, audit_log_id bigint,
+                                                        warnings text[] default '{}')
+returns jsonb
+language sql stable set search_path = '' as $$
+  select jsonb_build_object('episode', (select to_jsonb(r) from private.admin_episodes_all r
+                                         where r.id = admin_episode_result.episode_id),
+                            'audit_log_id', admin_episode_result.audit_log_id,
+                            'warnings', to_jsonb(admin_episode_result.warnings))
+$$;
+
+-- The episode to change, locked for this transaction: 404 when unknown, 410 when soft-deleted.
+create or replace function private.admin_episode_for_update(episode_id uuid, allow_deleted boolean default false)
+returns data.episodes
+language plpgsql volatile set search_path = '' as $$
+declare
+  target data.episodes;
+begin
+  select * into target from data.episodes e where e.id = admin_episode_for_update.episode_id for update;
+  if not found then
+    perform private.raise_error(404, 'episode_not_found', 'No episode has this id.');
+  end if;
+  if target.deleted_at is not null and not admin_episode_for_update.allow_deleted then
+    perform private.raise_error(410, 'episode_deleted', 'This episode is deleted; restore it first.',
+                                hint => 'rpc/admin_restore_episode');
+  end if;
+  return target;
+end
+$$;
+
+-- 423 when any of these fields of the episode is locked (unless the caller may override locks).
+create or replace function private.episode_refuse_locked(target data.episodes, fields text[]) returns text[]
+language plpgsql stable set search_path = '' as $$
+declare
+  locked text[] := array(select f from unnest(fields) f where private.episode_field_locked(target.locked_fields, f));
+begin
+  if cardinality(locked) = 0 then
+    return '{}';
+  end if;
+  if private.has_permission('parser.override_lock') then
+    return array['lock_overridden'];
+  end if;
+  perform private.raise_error(423, 'field_locked',
+    format('These fields of the episode are locked: %s.', array_to_string(locked, ', ')),
+    details => array_to_string(locked, ','),
+    hint => 'Unlock them first with rpc/admin_unlock_episode (permission episode.unlock).');
+  return '{}';
+end
+$$;
+
+-- One player link of a live episode, locked for this transaction (404 link_not_found).
+create or replace function private.admin_player_for_update(episode_id uuid, translation_id integer)
+returns data.episode_sources
+language plpgsql volatile set search_path = '' as $$
+declare
+  link data.episode_sources;
+begin
+  select * into link from data.episode_sources s
+   where s.episode_id = admin_player_for_update.episode_id
+     and s.translation_id = admin_player_for_update.translation_id
+     for update;
+  if not found then
+    perform private.raise_error(404, 'player_not_found', 'This episode has no player of this translation.');
+  end if;
+  return link;
+end
+$$;
+
+-- A player link as the audit log shows it.
+create or replace function private.player_audit_doc(link data.episode_sources) returns jsonb
+language sql immutable set search_path = '' as $$
+  select case when link.episode_id is not null then
+    jsonb_build_object('translation_id', link.translation_id, 'player_url', link.player_url,
+                       'quality', link.quality, 'source', link.source,
+                       'locked', link.locked_at is not null, 'hidden', link.hidden_at is not null) end
+$$;
