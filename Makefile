@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export KITSU_DB ?= kitsu
 
-.PHONY: help venv postgrest env setup migrate run test test-fast bench bench-auth bench-ingest lint up down grant-role browser-deps titles
+.PHONY: help venv postgrest env setup migrate run test test-fast bench bench-auth bench-ingest lint up down grant-role browser-deps titles bench-search
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -100,3 +100,6 @@ $(TITLES_DATA): ops/titles/package.json ops/titles/package-lock.json
 	cd $(TITLES_CACHE) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/bangumi-data/dist/data.json
 
 titles: $(TITLES_DATA) ## real anime titles: bangumi-data (npm, pinned + integrity-checked) into .cache/bangumi-data
+
+bench-search: venv postgrest titles ## search on real titles with wrk: 20k/100k/1M catalogs (BENCH_ARGS="--sizes 20000,100000")
+	$(PY) -m ops.bench.search $(BENCH_ARGS)

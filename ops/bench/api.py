@@ -152,7 +152,7 @@ def query_of(names: list[str]) -> str:
 def wrk(url: str, requests: Path, connections: int, duration: int) -> subprocess.Popen[str]:
     base = urllib.parse.urlsplit(url)
     return subprocess.Popen(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
          "-s", str(HERE / "wrk_report.lua"), f"{base.scheme}://{base.netloc}"],
         env={**os.environ, "KITSU_BENCH_REQUESTS": str(requests), "KITSU_BENCH_PREFIX": base.path.rstrip("/")},
         stdout=subprocess.PIPE, text=True)
