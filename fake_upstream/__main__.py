@@ -22,6 +22,12 @@ def main() -> None:
         "--titles", type=int, default=None, help="synthetic titles instead of the bundled fixture"
     )
     parser.add_argument(
+        "--catalog",
+        choices=["bundled", "real"],
+        default="bundled",
+        help="real: titles from bangumi-data (`make titles`), else the bundled made-up ones",
+    )
+    parser.add_argument(
         "--no-limits", action="store_true", help="turn the 5/s and 90/min limits off"
     )
     parser.add_argument("--per-second", type=int, default=5)
@@ -40,7 +46,7 @@ def main() -> None:
         per_minute=args.per_minute,
         window_scale=args.window_scale,
     )
-    app = server.create_app(titles=args.titles, token=args.token, limits=limits, delay=args.delay)
+    app = server.create_app(titles=args.titles, catalog=args.catalog, token=args.token, limits=limits, delay=args.delay)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

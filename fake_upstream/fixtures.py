@@ -13,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from fake_upstream import real_titles
 
 DATA = Path(__file__).resolve().parent / "data" / "animes.json"
 MSK = timezone(timedelta(hours=3))
@@ -168,8 +171,11 @@ def msk(moment: datetime) -> str:
     return moment.astimezone(MSK).isoformat(timespec="milliseconds")
 
 
-def make_title(i: int, rng: random.Random) -> dict[str, Any]:
-    anime_id = 1 + i * 3 + (i * 7) % 3
+def make_title(i: int, rng: random.Random, real: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A title in Shikimori's GraphQL shape; with ``real`` (a fake_upstream.real_titles row) its
+    id, names, kind and first air date are that title's and the rest is made up as for any other
+    (the same random draws, so synthetic titles do not change)."""
+    anime_id = real["mal_id"] if real else 1 + i * 3 + (i * 7) % 3
     name = f"{_word(rng, rng.randint(2, 3))} no {_word(rng, rng.randint(2, 4))}"
     if rng.random() < 0.3:
         name += f" {rng.choice(WORDS)}"
@@ -179,8 +185,13 @@ def make_title(i: int, rng: random.Random) -> dict[str, Any]:
     )
     kind = rng.choice(KINDS)
     roll = rng.random()
-    status = "released" if roll < 0.7 else "ongoing" if roll < 0.85 else "anons"
     start = date(1995, 1, 1) + timedelta(days=rng.randint(0, 31 * 365 - 1))
+    if real:
+        name, english, japanese = real["title"], real["english"], real["japanese"]
+        kind, start = real["kind"], real["begin"] or start
+        if start < EPOCH.date() - timedelta(days=365):
+            roll = 0.0  # a title that began over a year ago has finished airing
+    status = "released" if roll < 0.7 else "ongoing" if roll < 0.85 else "anons"
     episodes = 1 if kind in ("movie", "music") else rng.choice([12, 13, 24, 25, 26, 50, 0])
     aired_on: date | None = start
     released_on: date | None = None
@@ -205,7 +216,7 @@ def make_title(i: int, rng: random.Random) -> dict[str, Any]:
         episodes = episodes if rng.random() < 0.5 else 0
     season = f"{SEASONS[aired_on.month]}_{aired_on.year}" if aired_on else None
     genres = sorted(rng.sample(GENRES, rng.randint(1, 3)))
-    return {
+    title = {
         "id": str(anime_id),
         "malId": str(anime_id),
         "name": name,
@@ -234,6 +245,11 @@ def make_title(i: int, rng: random.Random) -> dict[str, Any]:
         f"a story #{anime_id}.",
         "updatedAt": msk(EPOCH - timedelta(minutes=anime_id)),
     }
+    if real:
+        title.update(russian=real["russian"], synonyms=real["synonyms"], generated=real["generated"],
+                     description=f"{name}. Names from {real_titles.describe()}; "
+                     f"generated here: {', '.join(real['generated'])} title.")
+    return title
 
 
 def generate(n: int, seed: int = 20260101) -> list[dict[str, Any]]:
@@ -241,8 +257,21 @@ def generate(n: int, seed: int = 20260101) -> list[dict[str, Any]]:
     return [make_title(i, rng) for i in range(n)]
 
 
-def load(titles: int | None = None) -> list[dict[str, Any]]:
-    """The bundled fixture, or ``titles`` synthetic ones."""
+def real(n: int | None = None, seed: int = 20260101) -> list[dict[str, Any]]:
+    """The ``n`` best-known real titles (all when None) of bangumi-data (fake_upstream.real_titles)."""
+    rng = random.Random(seed)
+    return [make_title(i, rng, row) for i, row in enumerate(real_titles.titles()[:n])]
+
+
+def load(titles: int | None = None, catalog: str = "bundled") -> list[dict[str, Any]]:
+    """``titles`` synthetic titles; or the catalog: "bundled" (data/animes.json, 300 made-up
+    titles) or "real" (the first 300 real ones, or ``titles`` of them, when `make titles` has
+    installed bangumi-data; else the bundled fixture, saying so)."""
+    if catalog == "real":
+        if real_titles.available():
+            return real(titles or 300)
+        print("fake_upstream: bangumi-data is not installed (`make titles`); serving the bundled catalog",
+              file=sys.stderr, flush=True)
     if titles is not None:
         return generate(titles)
     return json.loads(DATA.read_text())

@@ -509,11 +509,12 @@ async def edit_animes(request: Request) -> Response:
 def create_app(
     *,
     titles: int | None = None,
+    catalog: str = "bundled",
     token: str = "kitsu-offline-token",
     limits: Limits | None = None,
     delay: float = 0.0,
 ) -> Starlette:
-    state = State(animes=fixtures.load(titles), token=token, limits=limits or Limits(), delay=delay)
+    state = State(animes=fixtures.load(titles, catalog), token=token, limits=limits or Limits(), delay=delay)
     state.reindex()
     app = Starlette(
         routes=[

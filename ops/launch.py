@@ -67,6 +67,7 @@ def upstream_process(
     port: int | None = None,
     limits_on: bool = True,
     titles: int | None = None,
+    catalog: str = "bundled",
     log_path: Path | None = None,
     per_second: int = 5,
     per_minute: int = 90,
@@ -93,6 +94,8 @@ def upstream_process(
         str(delay),
         "--token",
         token or OFFLINE_KODIK_TOKEN,
+        "--catalog",
+        catalog,
     ]
     if not limits_on:
         argv.append("--no-limits")

@@ -80,8 +80,10 @@ def serve(supervisor: Supervisor) -> None:
     offline = not os.environ.get("SHIKIMORI_BASE_URL")
     worker_env: dict[str, str] = {}
     if offline:
+        # real titles (bangumi-data, `make titles`) when installed, else the bundled made-up ones
         upstream = start(upstream_process(
-            port=int(os.environ.get("INGEST_UPSTREAM_PORT", "8765")), log_path=log_path("upstream")))
+            port=int(os.environ.get("INGEST_UPSTREAM_PORT", "8765")), catalog="real",
+            log_path=log_path("upstream")))
         worker_env = upstream_env(upstream)
         urls["offline_upstream"] = upstream.url or ""
 

@@ -67,6 +67,8 @@ grant select, delete on api.watch_history to web_user;
 grant delete on data.watch_history to web_user;
 grant execute on function api.save_progress(uuid, integer, integer, numeric, integer, timestamptz) to web_user;
 grant execute on function api.import_list(jsonb), private.import_list_status(text) to web_user;
+grant execute on function private.import_list_entries(jsonb), private.import_list_score_scale(jsonb),
+  private.import_list_read(jsonb, numeric), private.import_list_match(integer, text[]) to web_user;
 
 grant select (id, user_id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip)
   on data.sessions to web_user;

@@ -102,14 +102,15 @@ def seed() -> None:
 
     started = time.monotonic()
     with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner")) as conn:
-        catalog.load(conn, TITLES)
+        catalog.load(conn, TITLES, real=catalog.real_available())  # real names after `make titles`
         conn.execute(SEED)
     with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner"), autocommit=True) as conn:
         conn.execute("vacuum analyze")  # all-visible pages: index-only scans skip the heap
         counts = conn.execute(
             "select (select count(*) from data.anime), (select count(*) from data.users), "
             "(select count(*) from data.favorites), (select count(*) from data.watch_progress)").fetchone()
-    print(f"seeded {counts[0]} titles, {counts[1]} people, {counts[2]} favorites, "
+    names = "real (bangumi-data) and derived" if catalog.real_available() else "made-up (no `make titles`)"
+    print(f"seeded {counts[0]} titles ({names} names), {counts[1]} people, {counts[2]} favorites, "
           f"{counts[3]} progress rows in {time.monotonic() - started:.1f}s")
 
 
@@ -151,7 +152,7 @@ def query_of(names: list[str]) -> str:
 def wrk(url: str, requests: Path, connections: int, duration: int) -> subprocess.Popen[str]:
     base = urllib.parse.urlsplit(url)
     return subprocess.Popen(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
          "-s", str(HERE / "wrk_report.lua"), f"{base.scheme}://{base.netloc}"],
         env={**os.environ, "KITSU_BENCH_REQUESTS": str(requests), "KITSU_BENCH_PREFIX": base.path.rstrip("/")},
         stdout=subprocess.PIPE, text=True)

@@ -1,6 +1,7 @@
 """A realistic catalog for benchmarks and search tests: titles built from the words real anime
 titles are made of (romaji with and without macrons, English, Russian, kanji and kana), with
-sequel suffixes, English and Russian names, originals and abbreviations as synonyms.
+sequel suffixes, English and Russian names, originals and abbreviations as synonyms; or, with
+``real``, real titles (bangumi-data, ``real_rows``) and variants derived from them.
 
 Deterministic for a seed. ``rows(n)`` yields tuples in the column order of ``COLUMNS``;
 ``load(conn, n)`` copies them into data.anime as published titles (through the table's triggers,
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+
+from fake_upstream import real_titles
 
 ROMAJI = (
     "shingeki kyojin kimetsu yaiba boku hero akademia jujutsu kaisen sousou frieren tensei shitara "
@@ -123,22 +126,72 @@ def title_names(rng: random.Random) -> dict[str, Any]:
 def rows(n: int, seed: int = 20_000) -> Iterator[tuple[Any, ...]]:
     rng = random.Random(seed)
     for i in range(1, n + 1):
-        names = title_names(rng)
-        kind = rng.choice(KINDS)
-        status = rng.choices(["released", "ongoing", "anons"], [70, 15, 15])[0]
-        episodes = 1 if kind in ("movie", "music") else rng.choice([12, 13, 24, 25, 26, 50])
-        aired = episodes if status == "released" else (0 if status == "anons" else rng.randint(1, episodes))
-        score = round(rng.uniform(4.5, 9.3), 2) if status != "anons" else None
-        yield (i, names["title"], names["title_ru"], names["title_en"], names["title_original"],
-               names["synonyms"], kind, status, episodes, aired, score, rng.choice(RATINGS),
-               rng.randint(1970, 2026), rng.choice(SEASONS), f"https://img.example/posters/{i}.jpg",
-               f"{names['title']}: " + " ".join(rng.choice(ENGLISH) for _ in range(30)),
-               "published", "parser")
+        yield _row(i, i, title_names(rng), rng)
 
 
-def load(conn: psycopg.Connection, n: int, seed: int = 20_000) -> None:
+def _row(i: int, shikimori_id: int, names: dict[str, Any], rng: random.Random, kind: str | None = None,
+         description: str | None = None) -> tuple[Any, ...]:
+    """One title's row in COLUMNS order: its names, and the rest made up (the random draws in the
+    same order as ever, so a seed still gives the same made-up catalog)."""
+    kind = kind or rng.choice(KINDS)
+    status = rng.choices(["released", "ongoing", "anons"], [70, 15, 15])[0]
+    episodes = 1 if kind in ("movie", "music") else rng.choice([12, 13, 24, 25, 26, 50])
+    aired = episodes if status == "released" else (0 if status == "anons" else rng.randint(1, episodes))
+    score = round(rng.uniform(4.5, 9.3), 2) if status != "anons" else None
+    return (shikimori_id, names["title"], names["title_ru"], names["title_en"], names["title_original"],
+            names["synonyms"], kind, status, episodes, aired, score, rng.choice(RATINGS),
+            rng.randint(1970, 2026), rng.choice(SEASONS), f"https://img.example/posters/{i}.jpg",
+            description or f"{names['title']}: " + " ".join(rng.choice(ENGLISH) for _ in range(30)),
+            "published", "parser")
+
+
+# Derived titles past the real ones: what franchises really add (seasons, films, OVAs, specials,
+# parts), numbered so that every name stays distinct. {t}: the base title in that script.
+VARIANTS = [  # romaji, English, Japanese, Russian, kind
+    ("{t} Season {n}", "{t} Season {n}", "{t} 第{n}期", "{t} {n} сезон", "tv"),
+    ("{t} Movie {n}", "{t} the Movie {n}", "劇場版 {t} {n}", "{t} (фильм {n})", "movie"),
+    ("{t} OVA {n}", "{t} OVA {n}", "{t} OVA {n}", "{t} OVA {n}", "ova"),
+    ("{t} Specials {n}", "{t} Specials {n}", "{t} 特別編 {n}", "{t}: спецвыпуск {n}", "special"),
+    ("{t}: Part {n}", "{t}: Part {n}", "{t} 第{n}部", "{t}: часть {n}", "tv"),
+]
+DERIVED_IDS = 10_000_000  # shikimori_id of derived titles: past every real id
+
+
+def real_available() -> bool:
+    return real_titles.available()
+
+
+def real_rows(n: int, seed: int = 20_000) -> Iterator[tuple[Any, ...]]:
+    """``n`` titles named from bangumi-data (fake_upstream.real_titles, `make titles`): every real
+    title first (its MyAnimeList id as shikimori_id), then derived ones (VARIANTS of the real
+    titles in turn). Each description says what is real and what was generated."""
+    rng = random.Random(seed)
+    base = real_titles.titles()
+    source = real_titles.describe()
+    for i in range(1, n + 1):
+        title = base[(i - 1) % len(base)]
+        variant = (i - 1) // len(base)  # 0: the real title itself
+        if variant == 0:
+            names = {"title": title["title"], "title_en": title["english"], "title_original": title["japanese"],
+                     "title_ru": title["russian"], "synonyms": title["synonyms"]}
+            yield _row(i, title["mal_id"], names, rng, title["kind"],
+                       f"{title['title']}. Names from {source}; generated: romaji, Russian title.")
+            continue
+        romaji, english, japanese, russian, kind = VARIANTS[(variant - 1) % len(VARIANTS)]
+        number = (variant - 1) // len(VARIANTS) + 2
+        names = {"title": romaji.format(t=title["title"], n=number),
+                 "title_en": english.format(t=title["english"], n=number) if title["english"] else None,
+                 "title_original": japanese.format(t=title["japanese"], n=number),
+                 "title_ru": russian.format(t=title["russian"], n=number), "synonyms": []}
+        yield _row(i, DERIVED_IDS + i, names, rng, kind,
+                   f"{names['title']}. Derived for benchmarks from \"{title['title']}\" ({source}): "
+                   f"not a real title; generated: romaji, Russian title.")
+
+
+def load(conn: psycopg.Connection, n: int, seed: int = 20_000, real: bool = False) -> None:
+    """Copy ``n`` titles into data.anime: made-up names, or with ``real`` those of real_rows."""
     with conn.cursor().copy(f"copy data.anime ({', '.join(COLUMNS)}) from stdin") as copy:
-        for row in rows(n, seed):
+        for row in (real_rows if real else rows)(n, seed):
             copy.write_row(row)
 
 

@@ -162,80 +162,237 @@ Validates (episode_number >= 1, position_seconds >= 0, progress_percent 0-100, a
 upserts in one statement and returns the stored row. An older watched_at never overwrites a newer one:
 such a call answers 200 with the newer row. Unknown or unpublished titles are 404.$$;
 
--- A list status from another site (AniList's names) or ours; null when unknown (api.import_list).
+-- A list status from another site (AniList's or Shikimori's names) or ours; null when unknown
+-- (api.import_list). Rewatching is watching again: our lists have no status of their own for it.
 create or replace function private.import_list_status(status text) returns text
 language sql immutable set search_path = '' as $$
   select case upper(coalesce(status, 'PLANNING'))
            when 'CURRENT' then 'watching' when 'REPEATING' then 'watching' when 'WATCHING' then 'watching'
+           when 'REWATCHING' then 'watching'
            when 'PLANNING' then 'planned' when 'PLANNED' then 'planned'
            when 'COMPLETED' then 'completed' when 'PAUSED' then 'on_hold' when 'ON_HOLD' then 'on_hold'
            when 'DROPPED' then 'dropped' end
 $$;
 
+-- The entries of a list export as one array, or null when the shape is none we read: an array
+-- (ours or Shikimori's export) as it is; AniList's MediaListCollection ({data: {MediaListCollection:
+-- {lists: [{entries: [...]}]}}}, the collection alone, or just {lists}) flattened list by list.
+create or replace function private.import_list_entries(export jsonb) returns jsonb
+language sql immutable set search_path = '' as $$
+  select case
+           when jsonb_typeof(c) = 'array' then c
+           when jsonb_typeof(c -> 'lists') = 'array' then
+             (select coalesce(jsonb_agg(e.value order by l.ordinality, e.ordinality), '[]')
+                from jsonb_array_elements(c -> 'lists') with ordinality l
+               cross join lateral jsonb_array_elements(
+                       case jsonb_typeof(l.value -> 'entries') when 'array' then l.value -> 'entries'
+                            else '[]' end) with ordinality e)
+         end
+    from (select coalesce(export #> '{data,MediaListCollection}', export -> 'MediaListCollection', export) as c) x
+$$;
+
+-- What turns an export's scores into 1-10: AniList names its format in the collection's
+-- user.mediaListOptions.scoreFormat; null when the export does not say (then an AniList entry's
+-- score above 10 is read as out of 100, its POINT_100, and every other score as out of 10).
+create or replace function private.import_list_score_scale(export jsonb) returns numeric
+language sql immutable set search_path = '' as $$
+  select case coalesce(export #>> '{data,MediaListCollection,user,mediaListOptions,scoreFormat}',
+                       export #>> '{MediaListCollection,user,mediaListOptions,scoreFormat}',
+                       export #>> '{user,mediaListOptions,scoreFormat}')
+           when 'POINT_100' then 0.1 when 'POINT_10_DECIMAL' then 1 when 'POINT_10' then 1
+           when 'POINT_5' then 2 when 'POINT_3' then 10 / 3.0 end
+$$;
+
+-- One entry read from any accepted shape: ours {mal_id, title, status}; Shikimori's {target_id,
+-- target_type, target_title, target_title_ru, status, score, episodes}; AniList's {status, score,
+-- progress, media: {idMal, title: {romaji, english, native}}}. problem says why it cannot be
+-- imported (null when it can); score_given / episodes_given say whether the entry carries them
+-- (an absent field keeps what the favorite already has).
+create or replace function private.import_list_read(
+  entry jsonb, score_scale numeric,
+  out mal_id integer, out names text[], out list_status text, out score integer, out score_given boolean,
+  out episodes integer, out episodes_given boolean, out problem text)
+language plpgsql immutable set search_path = '' as $$
+declare
+  id_text text;
+  score_text text;
+  scaled numeric;
+  episodes_text text;
+begin
+  if jsonb_typeof(entry) is distinct from 'object' then
+    problem := 'not_an_object'; return;
+  elsif lower(entry ->> 'target_type') <> 'anime' then  -- Shikimori exports manga and ranobe too
+    problem := 'not_anime'; return;
+  end if;
+  id_text := nullif(coalesce(entry ->> 'mal_id', entry ->> 'target_id', entry #>> '{media,idMal}',
+                             entry ->> 'idMal'), '');
+  if id_text !~ '^[0-9]{1,9}$' then
+    problem := 'invalid_id'; return;
+  end if;
+  mal_id := id_text::integer;
+  names := array(select distinct n.name
+                   from unnest(array[entry ->> 'title', entry ->> 'target_title', entry ->> 'target_title_ru',
+                                     entry #>> '{media,title,romaji}', entry #>> '{media,title,english}',
+                                     entry #>> '{media,title,native}']) t(raw)
+                  cross join lateral (select private.search_normalize(t.raw) as name) n
+                  where n.name <> '');
+  if mal_id is null and cardinality(names) = 0 then
+    problem := 'no_id_or_title'; return;
+  end if;
+  list_status := private.import_list_status(entry ->> 'status');
+  if list_status is null then
+    problem := 'unknown_status'; return;
+  end if;
+  score_text := entry ->> 'score';
+  score_given := score_text is not null;
+  if score_text !~ '^[0-9]{1,3}(\.[0-9]+)?$' then
+    problem := 'invalid_score'; return;
+  end if;
+  -- an AniList entry of an export that does not name its format: above 10 it is out of 100
+  scaled := score_text::numeric * coalesce(score_scale,
+              case when entry ? 'media' and score_text::numeric > 10 then 0.1 else 1 end);
+  if scaled > 10 then
+    problem := 'invalid_score'; return;
+  end if;
+  score := case when scaled > 0 then greatest(round(scaled), 1) end;  -- 0 is "not scored" everywhere
+  episodes_text := coalesce(entry ->> 'episodes', entry ->> 'progress', entry ->> 'episodes_watched');
+  episodes_given := episodes_text is not null;
+  if episodes_text !~ '^[0-9]{1,6}$' then
+    problem := 'invalid_episodes'; return;
+  end if;
+  episodes := coalesce(episodes_text::integer, 0);
+end
+$$;
+
+-- The published title an entry means: its MyAnimeList id (= Shikimori id), else a title one of its
+-- names equals (the one most of its names equal), else the closest title by trigram similarity
+-- (pg_trgm.word_similarity_threshold, set by api.import_list). Two equally good titles: ambiguous.
+-- Runs as the caller: RLS shows published titles only, so a hidden one is not_found like an unknown.
+create or replace function private.import_list_match(mal_id integer, names text[],
+                                                     out anime_id uuid, out matched_by text, out match text)
+language plpgsql stable set search_path = '' as $$
+declare
+  ids uuid[];
+  strengths numeric[];
+begin
+  if mal_id is not null then
+    select a.id into anime_id from data.anime a where a.shikimori_id = mal_id;
+    if found then
+      matched_by := 'mal_id'; match := 'matched'; return;
+    end if;
+  end if;
+  if cardinality(names) > 0 then
+    -- the keys hold every normalised name followed by '|' (sql/private/catalog_search.sql)
+    select array_agg(h.anime_id order by h.hits desc, h.anime_id), array_agg(h.hits order by h.hits desc, h.anime_id)
+      into ids, strengths
+      from (select k.anime_id, count(distinct k.key)::numeric as hits
+              from data.catalog_search_keys k
+             where k.key = any (array(select n || '|' from unnest(names) n))
+             group by k.anime_id order by hits desc, k.anime_id limit 2) h;
+    if ids is null then
+      select array_agg(c.id order by c.closeness desc, c.id), array_agg(c.closeness order by c.closeness desc, c.id)
+        into ids, strengths
+        from (select s.anime_id as id, max(public.word_similarity(n.name, s.doc))::numeric as closeness
+                from unnest(names) n(name)
+                cross join lateral (
+                  -- catalog_search holds only published titles (and, unlike data.anime, uses its index under RLS)
+                  select s.anime_id, s.doc from data.catalog_search s
+                   where n.name operator(public.<%) s.doc
+                   order by public.word_similarity(n.name, s.doc) desc, s.score desc nulls last, s.anime_id
+                   limit 2) s
+               group by s.anime_id order by closeness desc, s.anime_id limit 2) c;
+    end if;
+    if ids is not null then
+      matched_by := 'title';
+      if cardinality(ids) > 1 and strengths[1] = strengths[2] then
+        match := 'ambiguous'; return;
+      end if;
+      anime_id := ids[1]; match := 'matched'; return;
+    end if;
+  end if;
+  match := 'not_found';
+end
+$$;
+
 create function api.import_list(items jsonb)
-returns table (item integer, anime_id uuid, matched_by text, list_status text)
+returns table (item integer, match text, action text, reason text, anime_id uuid, matched_by text,
+               list_status text, score integer, episodes_watched integer)
 language plpgsql volatile
 set search_path = '' as $$
 #variable_conflict use_column
 declare
   caller uuid := private.uid();
-  bad bigint;
+  entries jsonb := private.import_list_entries(items);
+  scale numeric := private.import_list_score_scale(items);
 begin
-  if jsonb_typeof(items) is distinct from 'array' or jsonb_array_length(items) > 1000 then
-    perform private.raise_error(400, 'invalid_import', 'items must be an array of at most 1000 entries.');
-  end if;
-  select min(e.ordinality) into bad
-    from jsonb_array_elements(items) with ordinality e
-   where jsonb_typeof(e.value) <> 'object' or private.import_list_status(e.value ->> 'status') is null
-      or (e.value ->> 'mal_id') !~ '^[0-9]{1,9}$';
-  if bad is not null then
-    perform private.raise_error(400, 'invalid_import', format('Entry %s is not {mal_id?, title?, status?} '
-      'with a known status; nothing was imported.', bad));
+  if entries is null or jsonb_array_length(entries) > 2000 then
+    perform private.raise_error(400, 'invalid_import', 'items must be a list export (an array, or AniList''s '
+      'MediaListCollection) of at most 2000 entries; nothing was imported.');
   end if;
   perform public.similarity('', '');  -- loads pg_trgm (see api.search_anime)
   perform set_config('pg_trgm.word_similarity_threshold', '0.6', true);
   return query
-  with entries as (
-    select e.ordinality::integer as item,
-           nullif(e.value ->> 'mal_id', '')::integer as mal_id,
-           nullif(private.search_normalize(e.value ->> 'title'), '') as title,
-           private.import_list_status(e.value ->> 'status') as list_status
-      from jsonb_array_elements(items) with ordinality e
+  with readable as (
+    select e.ordinality::integer as item, r.*
+      from jsonb_array_elements(entries) with ordinality e
+     cross join lateral private.import_list_read(e.value, scale) r
   ),
   matched as (
-    -- Shikimori ids are MyAnimeList ids, so an exact id wins; else the closest title (RLS: published only)
-    select en.item, en.list_status,
-           coalesce(by_id.id, by_title.id) as anime_id,
-           case when by_id.id is not null then 'mal_id' when by_title.id is not null then 'title' end as matched_by
-      from entries en
-      left join lateral (select a.id from data.anime a where a.shikimori_id = en.mal_id) by_id on true
-      left join lateral (
-        -- catalog_search holds only published titles (and, unlike data.anime, uses its index under RLS)
-        select s.anime_id as id from data.catalog_search s
-         where by_id.id is null and en.title is not null
-           and en.title operator(public.<%) s.doc
-         order by public.word_similarity(en.title, s.doc) desc, s.score desc nulls last, s.anime_id
-         limit 1) by_title on true
+    select r.*, m.anime_id, m.matched_by, m.match,
+           min(r.item) filter (where m.match = 'matched') over (partition by m.anime_id) as first_item
+      from readable r
+      left join lateral private.import_list_match(r.mal_id, r.names) m on r.problem is null
+  ),
+  checked as (
+    select m.*, a.episodes_total, coalesce(m.problem,
+             case when m.match <> 'matched' then m.match
+                  when m.item <> m.first_item then 'duplicate'  -- the first entry of a title wins
+                  when m.episodes > a.episodes_total then 'episodes_exceed_total' end) as reason
+      from matched m
+      left join data.anime a on a.id = m.anime_id
+  ),
+  -- what the caller's list holds now; a field the entry does not carry keeps its value
+  target as (
+    select c.item, c.anime_id, c.list_status,
+           case when c.score_given or f.anime_id is null then c.score else f.score end as score,
+           case when c.episodes_given or f.anime_id is null then c.episodes else f.episodes_watched end as episodes_watched,
+           f.anime_id is not null as existed,
+           (f.list_status, f.score, f.episodes_watched) as was
+      from checked c
+      left join data.favorites f on f.user_id = caller and f.anime_id = c.anime_id
+     where c.reason is null
   ),
   stored as (
-    insert into data.favorites as f (user_id, anime_id, list_status)
-    select distinct on (m.anime_id) caller, m.anime_id, m.list_status
-      from matched m
-     where m.anime_id is not null
-     order by m.anime_id, m.item
-    on conflict (user_id, anime_id) do update set list_status = excluded.list_status
+    insert into data.favorites as f (user_id, anime_id, list_status, score, episodes_watched)
+    select caller, t.anime_id, t.list_status, t.score, t.episodes_watched from target t
+    on conflict (user_id, anime_id) do update
+       set list_status = excluded.list_status, score = excluded.score, episodes_watched = excluded.episodes_watched
+     -- an unchanged entry writes nothing: a re-import leaves the list (and updated_at) as it was
+     where (f.list_status, f.score, f.episodes_watched)
+           is distinct from (excluded.list_status, excluded.score, excluded.episodes_watched)
     returning f.anime_id
   )
-  select m.item, m.anime_id, m.matched_by, case when m.anime_id is not null then m.list_status end
-    from matched m
-   order by m.item;
+  select c.item, c.match,
+         case when c.reason is not null then 'skipped' when not t.existed then 'imported'
+              when t.was is not distinct from (t.list_status, t.score, t.episodes_watched) then 'unchanged'
+              else 'updated' end,
+         c.reason, c.anime_id, c.matched_by, t.list_status, t.score, t.episodes_watched
+    from checked c
+    left join target t on t.item = c.item
+   order by c.item;
 end
 $$;
-comment on function api.import_list(jsonb) is $$Import a list from another site (e.g. AniList)
-items: [{mal_id?, title?, status?}] (at most 1000). Each entry is matched by MyAnimeList id (= Shikimori id)
-or else by the closest title, and added to favorites with its list status (AniList CURRENT, PLANNING, COMPLETED,
-PAUSED, DROPPED, REPEATING or our own names; default planned) in one transaction. Returns, per entry, the
-matched anime_id (null when nothing matched) and how it matched.$$;
+comment on function api.import_list(jsonb) is $$Import a list from another site (Shikimori, AniList) or ours
+items: a Shikimori list export (JSON array of {target_id, target_type, target_title, target_title_ru, status,
+score, episodes}; planned, watching, rewatching, completed, on_hold, dropped), an AniList MediaListCollection
+({data: {MediaListCollection: {lists: [{entries: [{status, score, progress, media: {idMal, title: {romaji,
+english, native}}}]}], user: {mediaListOptions: {scoreFormat}}}}}, or the collection alone), or an array of
+{mal_id?, title?, status?, score?, episodes?}; at most 2000 entries, one transaction. Each entry is matched by
+MyAnimeList id (= Shikimori id), else by a title equal to one of its names, else the closest title. Per entry:
+match (matched, ambiguous, not_found; null when the entry is unreadable), action (imported, updated, unchanged,
+skipped), reason when skipped (not_an_object, not_anime, invalid_id, no_id_or_title, unknown_status,
+invalid_score, invalid_episodes, not_found, ambiguous, duplicate, episodes_exceed_total) and what is stored.
+Scores 0 mean not scored; importing the same export again changes nothing.$$;
 
 create view api.sessions with (security_invoker = true) as
 select s.id, s.created_at, s.last_used_at, s.user_agent, s.ip, s.id = private.sid() as current
