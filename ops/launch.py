@@ -128,6 +128,7 @@ def auth_process(
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
     host: str = "127.0.0.1",
+    name: str = "auth_service",
 ) -> Service:
     """A not-yet-started auth_service with ``workers`` processes; ready_url is ``/health``.
 
@@ -142,7 +143,7 @@ def auth_process(
     }
     check_settings(full_env)
     return Service(
-        "auth_service",
+        name,
         uvicorn_argv(host=host, port=port, workers=workers),
         full_env,
         ready_url=f"http://{host}:{port}/health",
@@ -164,23 +165,33 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 
 
+def _addresses(services: Service | Sequence[Service]) -> str:
+    """host:port of each service, comma-separated (what gateway.config.render takes)."""
+    found = [services] if isinstance(services, Service) else list(services)
+    assert all(service.url for service in found)
+    return ",".join(str(service.url).removeprefix("http://") for service in found)
+
+
 def gateway_process(
     *,
-    postgrest: Service,
-    postgrest_admin: str,
-    auth: Service,
+    postgrest: Service | Sequence[Service],
+    postgrest_admin: str | Sequence[str],
+    auth: Service | Sequence[Service],
     run_dir: Path,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
+    catalog_replica: Service | None = None,
 ) -> Service:
     """nginx in the foreground with the gateway configuration rendered into ``run_dir``
-    (gateway/config.py; the same template compose renders). ``env`` overrides the edge
+    (gateway/config.py; the same template compose renders). ``postgrest`` and ``auth`` may be
+    several replicas (balanced), ``postgrest_admin`` their admin addresses; ``catalog_replica`` is
+    a streaming replica's PostgREST for anonymous catalog reads. ``env`` overrides the edge
     settings (CORS_ALLOWED_ORIGINS, GATEWAY_*). ready_url is the gateway's /health."""
     binary = nginx_binary()
     if binary is None:
         raise FileNotFoundError("nginx is not installed (Debian package nginx)")
-    assert postgrest.url and auth.url
+    admins = [postgrest_admin] if isinstance(postgrest_admin, str) else list(postgrest_admin)
     edge = EdgeSettings(**{name.lower(): value for name, value in (env or {}).items()})  # over os.environ
     port = port or edge.gateway_port
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -190,8 +201,9 @@ def gateway_process(
         path.mkdir(exist_ok=True)
     access_log = log_path.with_name(log_path.stem + "-access.log") if log_path else run_dir / "access.log"
     (run_dir / "kitsu.conf").write_text(render(
-        edge, listen=f"127.0.0.1:{port}", postgrest=postgrest.url.removeprefix("http://"),
-        postgrest_admin=postgrest_admin.removeprefix("http://"), auth=auth.url.removeprefix("http://"),
+        edge, listen=f"127.0.0.1:{port}", postgrest=_addresses(postgrest),
+        postgrest_admin=",".join(a.removeprefix("http://") for a in admins), auth=_addresses(auth),
+        catalog_replica=_addresses(catalog_replica) if catalog_replica else "",
         cache_dir=str(cache), access_log=str(access_log)))
     # as root (CI), nginx's workers would switch to nobody, who cannot enter a private run
     # directory; a local tool keeps them as the caller (compose runs the official image instead)

@@ -39,6 +39,19 @@ def log_path(name: str) -> Path:
     return RUN_DIR / "logs" / f"{name}.log"
 
 
+def replicas(variable: str) -> int:
+    """PGRST_REPLICAS / AUTH_REPLICAS: how many instances the gateway balances (default 1)."""
+    value = int(os.environ.get(variable) or "1")
+    if value < 1:
+        raise ValueError(f"{variable}={value}: at least 1")
+    return value
+
+
+def numbered(name: str, index: int, separator: str = "-") -> str:
+    """The first instance keeps the plain name (postgrest, api=); the next are postgrest-2, api_2=, ..."""
+    return name if index == 0 else f"{name}{separator}{index + 1}"
+
+
 def main() -> int:
     supervisor = Supervisor()
     supervisor.install_signal_handlers()
@@ -88,28 +101,37 @@ def serve(supervisor: Supervisor) -> None:
     audience = os.environ.get("JWT_AUDIENCE", "kitsu")
     api_port = int(os.environ.get("PGRST_SERVER_PORT", "3000"))
     admin_port = int(os.environ.get("PGRST_ADMIN_SERVER_PORT", "3001"))
-    postgrest = start(services.postgrest(
-        dbname, jwks_json=public_jwks_json(os.environ), port=api_port, admin_port=admin_port,
-        audience=audience,
-        cors_origins=os.environ.get("PGRST_SERVER_CORS_ALLOWED_ORIGINS") or None,
-        log_path=log_path("postgrest")))
-    urls["api"] = postgrest.url or ""
-    urls["api_admin"] = f"http://127.0.0.1:{admin_port}"
+    # replica i (from 0) listens on the configured ports + 2i (3000/3001, 3002/3003, ...)
+    postgrests, admins = [], []
+    for index in range(replicas("PGRST_REPLICAS")):
+        postgrest = start(services.postgrest(
+            dbname, jwks_json=public_jwks_json(os.environ), port=api_port + 2 * index,
+            admin_port=admin_port + 2 * index, audience=audience,
+            cors_origins=os.environ.get("PGRST_SERVER_CORS_ALLOWED_ORIGINS") or None,
+            log_path=log_path(numbered("postgrest", index)), name=numbered("postgrest", index)))
+        postgrests.append(postgrest)
+        admins.append(f"http://127.0.0.1:{admin_port + 2 * index}")
+        urls[numbered("api", index, "_")] = postgrest.url or ""
+        urls[numbered("api_admin", index, "_")] = admins[-1]
 
     # with the gateway in front, auth_service believes X-Forwarded-For from it alone (contract §10)
     gateway_binary = nginx_binary()
     auth_env = {"AUTH_JWT_AUDIENCE": os.environ.get("AUTH_JWT_AUDIENCE", audience)}
     if gateway_binary and not os.environ.get("AUTH_TRUSTED_PROXIES"):
         auth_env["AUTH_TRUSTED_PROXIES"] = "127.0.0.1/32"
-    auth = start(auth_process(
-        dbname, port=int(os.environ.get("AUTH_PORT", "8000")),
-        workers=int(os.environ.get("AUTH_WORKERS", "2")),
-        env=auth_env, log_path=log_path("auth_service")))
-    urls["auth"] = auth.url or ""
+    auth_port = int(os.environ.get("AUTH_PORT", "8000"))
+    auths = []
+    for index in range(replicas("AUTH_REPLICAS")):  # instance i on AUTH_PORT + i
+        auth = start(auth_process(
+            dbname, port=auth_port + index, workers=int(os.environ.get("AUTH_WORKERS", "2")),
+            env=auth_env, log_path=log_path(numbered("auth_service", index)), name=numbered("auth_service", index)))
+        auths.append(auth)
+        urls[numbered("auth", index, "_")] = auth.url or ""
 
     if gateway_binary:
-        gateway = start(gateway_process(postgrest=postgrest, postgrest_admin=urls["api_admin"], auth=auth,
-                                        run_dir=RUN_DIR / "gateway", log_path=log_path("gateway")))
+        gateway = start(gateway_process(
+            postgrest=postgrests, postgrest_admin=admins,
+            auth=auths, run_dir=RUN_DIR / "gateway", log_path=log_path("gateway")))
         urls = {"gateway": gateway.url or "", **urls}  # the one origin comes first
     else:
         print("gateway: nginx is not installed (Debian package nginx); serving the direct ports only",

@@ -127,10 +127,11 @@ class Service:
 
 
 def postgrest(dbname: str, *, jwks_json: str, port: int | None = None,
-              admin_port: int | None = None, log_path: Path | None = None, **options: object) -> Service:
+              admin_port: int | None = None, log_path: Path | None = None, name: str = "postgrest",
+              **options: object) -> Service:
     port = port or free_port()
     admin_port = admin_port or free_port()
     env = postgrest_env(dbname, jwks_json=jwks_json, port=port, admin_port=admin_port, **options)  # type: ignore[arg-type]
-    return Service("postgrest", [str(POSTGREST_BIN)], env,
+    return Service(name, [str(POSTGREST_BIN)], env,
                    ready_url=f"http://127.0.0.1:{admin_port}/ready",
                    url=f"http://127.0.0.1:{port}", log_path=log_path)

@@ -74,3 +74,26 @@ def test_the_agreement_test_sees_a_drift(tmp_path):
 
     drifted = services.postgrest_env("kitsu", jwks_json="{}", port=1, admin_port=2, pool=7)
     assert compose_postgrest_env(tmp_path) != {k: v for k, v in drifted.items() if k not in DEPLOYMENT_SPECIFIC}
+
+
+def service_block(rendered: str, service: str) -> str:
+    lines = rendered.splitlines()
+    start = lines.index(f"  {service}:")
+    # the next line indented by exactly two spaces starts the next service
+    end = next((i for i in range(start + 1, len(lines)) if lines[i][:2] == "  " and lines[i][2] != " "), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def test_compose_scales_postgrest_and_auth_as_make_run_does(tmp_path):
+    secrets = {name: "secret-value" for name in SECRETS}
+    default = compose_config(tmp_path, secrets)
+    assert default.returncode == 0, default.stderr
+    for service in ("postgrest", "auth"):
+        assert "replicas: 1" in service_block(default.stdout, service)
+    scaled = compose_config(tmp_path, {**secrets, "PGRST_REPLICAS": "2", "AUTH_REPLICAS": "3",
+                                       "PGRST_SERVER_PORT_LAST": "3001", "PGRST_ADMIN_SERVER_PORT": "3101",
+                                       "PGRST_ADMIN_SERVER_PORT_LAST": "3102", "AUTH_PORT_LAST": "8002"})
+    assert scaled.returncode == 0, scaled.stderr
+    postgrest, auth = service_block(scaled.stdout, "postgrest"), service_block(scaled.stdout, "auth")
+    assert "replicas: 2" in postgrest and "published: 3000-3001" in postgrest and "published: 3101-3102" in postgrest
+    assert "replicas: 3" in auth and "published: 8000-8002" in auth
