@@ -220,3 +220,56 @@ def gateway_process(
             "-g", "daemon off;"]
     url = f"http://127.0.0.1:{port}"
     return Service("gateway", argv, {}, ready_url=f"{url}/health", url=url, log_path=log_path)
+
+
+def pgbouncer_process(
+    dbname: str,
+    *,
+    run_dir: Path,
+    pool_size: int,
+    port: int | None = None,
+    log_path: Path | None = None,
+) -> Service:
+    """Debian's PgBouncer in transaction mode in front of DATABASE_URL's server, for the web roles
+    (ops/budget.py): at most ``pool_size`` server connections per role, ``max_db_connections``
+    caps their sum. ``url`` is its address (``postgresql://127.0.0.1:<port>``); pooled_url() gives
+    a role's URL through it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from database.build import ROLE_PASSWORDS, admin_url
+
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    port = port or free_port()
+    server = conninfo_to_dict(admin_url())
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    passwords = {role: os.environ.get(ROLE_PASSWORDS[role], "") for role in ("authenticator", "auth_service")}
+    users = run_dir / "userlist.txt"
+    users.write_text("".join(f'"{role}" "{password}"\n' for role, password in passwords.items()))
+    users.chmod(0o600)
+    (run_dir / "pgbouncer.ini").write_text(
+        f"[databases]\n{dbname} = host={server.get('host', '127.0.0.1')} port={server.get('port', 5432)} "
+        f"dbname={dbname}\n\n[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        # the role passwords of .env (plain in the 0600 userlist: PgBouncer logs in with them too);
+        # without passwords (a trust-auth server) PgBouncer trusts as the server does
+        f"auth_type = {'scram-sha-256' if all(passwords.values()) else 'trust'}\nauth_file = {users}\n"
+        "pool_mode = transaction\n"
+        f"default_pool_size = {pool_size}\nmin_pool_size = 0\nreserve_pool_size = 0\n"
+        f"max_db_connections = {len(passwords) * pool_size}\nmax_client_conn = 2000\n"
+        # transaction mode: nothing of a session survives the transaction, so nothing to reset
+        "server_reset_query =\nignore_startup_parameters = extra_float_digits\n")
+    argv = [binary, str(run_dir / "pgbouncer.ini")]
+    if os.geteuid() == 0:  # PgBouncer refuses root; it reads its files first, then switches user
+        argv[1:1] = ["-u", "postgres"]
+    return Service("pgbouncer", argv, {}, ready_url=f"tcp://127.0.0.1:{port}",
+                   url=f"postgresql://127.0.0.1:{port}", log_path=log_path)
+
+
+def pooled_url(pgbouncer: Service, dbname: str, role: str) -> str:
+    """``role``'s URL on ``dbname`` through ``pgbouncer`` (the same password as direct)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    assert pgbouncer.url
+    params = conninfo_to_dict(role_url(dbname, role))
+    auth = role + (f":{params['password']}" if params.get("password") else "")
+    return f"postgresql://{auth}@{pgbouncer.url.removeprefix('postgresql://')}/{dbname}"

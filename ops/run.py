@@ -27,8 +27,10 @@ import os  # noqa: E402 - after the handlers: a stop during these imports is sti
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import psycopg  # noqa: E402
+
 from database import build as db  # noqa: E402
-from ops import embedded_pg, env, services  # noqa: E402
+from ops import budget, embedded_pg, env, services  # noqa: E402
 from ops.supervisor import Stop, Supervisor  # noqa: E402
 
 RUN_DIR = Path(os.environ.get("KITSU_RUN_DIR", db.ROOT / "run"))
@@ -37,14 +39,6 @@ RUN_DIR = Path(os.environ.get("KITSU_RUN_DIR", db.ROOT / "run"))
 def log_path(name: str) -> Path:
     (RUN_DIR / "logs").mkdir(parents=True, exist_ok=True, mode=0o700)
     return RUN_DIR / "logs" / f"{name}.log"
-
-
-def replicas(variable: str) -> int:
-    """PGRST_REPLICAS / AUTH_REPLICAS: how many instances the gateway balances (default 1)."""
-    value = int(os.environ.get(variable) or "1")
-    if value < 1:
-        raise ValueError(f"{variable}={value}: at least 1")
-    return value
 
 
 def numbered(name: str, index: int, separator: str = "-") -> str:
@@ -76,6 +70,8 @@ def serve(supervisor: Supervisor) -> None:
         auth_process,
         gateway_process,
         nginx_binary,
+        pgbouncer_process,
+        pooled_url,
         public_jwks_json,
         upstream_env,
         upstream_process,
@@ -84,6 +80,12 @@ def serve(supervisor: Supervisor) -> None:
 
     database = embedded_pg.resolve()  # DATABASE_URL, the default address, or a private cluster
     supervisor.after_stop.append(database.stop)
+    # the connection budget first: a configuration over it is refused before anything starts
+    settings = budget.Settings.from_env()
+    with psycopg.connect(db.admin_url()) as conn:
+        max_connections, reserved = budget.server_limits(conn)
+    layout = budget.plan(settings, max_connections=max_connections, reserved=reserved)
+    print(layout.describe(), flush=True)
     dbname = db.database_name()
     db.setup(dbname)  # migrations run to their end: a stop that came meanwhile is taken after
     start = supervisor.start
@@ -101,13 +103,25 @@ def serve(supervisor: Supervisor) -> None:
     audience = os.environ.get("JWT_AUDIENCE", "kitsu")
     api_port = int(os.environ.get("PGRST_SERVER_PORT", "3000"))
     admin_port = int(os.environ.get("PGRST_ADMIN_SERVER_PORT", "3001"))
+    # over budget directly: the web roles through PgBouncer (transaction mode); workers stay direct
+    postgrest_db: dict[str, object] = {}
+    auth_env: dict[str, str] = {}
+    if layout.pooled:
+        pgbouncer = start(pgbouncer_process(
+            dbname, run_dir=RUN_DIR / "pgbouncer", pool_size=settings.pgbouncer_pool_size,
+            port=int(os.environ.get("PGBOUNCER_PORT") or 0) or None, log_path=log_path("pgbouncer")))
+        urls["pgbouncer"] = pgbouncer.url or ""
+        postgrest_db = {"db_uri": pooled_url(pgbouncer, dbname, "authenticator"), "transaction_pooler": True}
+        auth_env = {"AUTH_DATABASE_URL": pooled_url(pgbouncer, dbname, "auth_service"),
+                    "AUTH_DB_PREPARED_STATEMENTS": "false"}
+
     # replica i (from 0) listens on the configured ports + 2i (3000/3001, 3002/3003, ...)
     postgrests, admins = [], []
-    for index in range(replicas("PGRST_REPLICAS")):
+    for index in range(settings.pgrst_replicas):
         postgrest = start(services.postgrest(
             dbname, jwks_json=public_jwks_json(os.environ), port=api_port + 2 * index,
-            admin_port=admin_port + 2 * index, audience=audience,
-            cors_origins=os.environ.get("PGRST_SERVER_CORS_ALLOWED_ORIGINS") or None,
+            admin_port=admin_port + 2 * index, audience=audience, pool=settings.pgrst_db_pool,
+            cors_origins=os.environ.get("PGRST_SERVER_CORS_ALLOWED_ORIGINS") or None, **postgrest_db,
             log_path=log_path(numbered("postgrest", index)), name=numbered("postgrest", index)))
         postgrests.append(postgrest)
         admins.append(f"http://127.0.0.1:{admin_port + 2 * index}")
@@ -116,14 +130,14 @@ def serve(supervisor: Supervisor) -> None:
 
     # with the gateway in front, auth_service believes X-Forwarded-For from it alone (contract §10)
     gateway_binary = nginx_binary()
-    auth_env = {"AUTH_JWT_AUDIENCE": os.environ.get("AUTH_JWT_AUDIENCE", audience)}
+    auth_env["AUTH_JWT_AUDIENCE"] = os.environ.get("AUTH_JWT_AUDIENCE", audience)
     if gateway_binary and not os.environ.get("AUTH_TRUSTED_PROXIES"):
         auth_env["AUTH_TRUSTED_PROXIES"] = "127.0.0.1/32"
     auth_port = int(os.environ.get("AUTH_PORT", "8000"))
     auths = []
-    for index in range(replicas("AUTH_REPLICAS")):  # instance i on AUTH_PORT + i
+    for index in range(settings.auth_replicas):  # instance i on AUTH_PORT + i
         auth = start(auth_process(
-            dbname, port=auth_port + index, workers=int(os.environ.get("AUTH_WORKERS", "2")),
+            dbname, port=auth_port + index, workers=settings.auth_workers,
             env=auth_env, log_path=log_path(numbered("auth_service", index)), name=numbered("auth_service", index)))
         auths.append(auth)
         urls[numbered("auth", index, "_")] = auth.url or ""
@@ -137,7 +151,7 @@ def serve(supervisor: Supervisor) -> None:
         print("gateway: nginx is not installed (Debian package nginx); serving the direct ports only",
               flush=True)
 
-    for number in range(1, int(os.environ.get("INGEST_WORKERS", "1")) + 1):
+    for number in range(1, settings.ingest_workers + 1):
         start(worker_process(dbname, name=f"worker-{number}", env=worker_env,
                                     log_path=log_path(f"worker-{number}")))
 

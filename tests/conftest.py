@@ -7,8 +7,12 @@ Databases: ``template_db`` is migrated once per run; ``make_db()`` clones it (CR
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,7 +34,7 @@ LOG_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 # fixtures that start real processes (PostgREST, uvicorn, workers, the upstream, `make run`):
 # a test using one is a process-level test, marked `processes` (`make test-fast` leaves them out)
 PROCESS_FIXTURES = {"start_postgrest", "start_auth", "start_worker", "start_upstream", "start_gateway", "start_edge",
-                    "run_env"}
+                    "run_env", "private_cluster"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,6 +64,28 @@ def database_url() -> Iterator[str]:
         return
     yield database.url
     database.stop()
+
+
+@pytest.fixture(scope="module")
+def private_cluster() -> Iterator[Callable[..., embedded_pg.Cluster]]:
+    """Factory: a PostgreSQL cluster of the test's own (initdb from this machine's server binaries
+    in a temporary folder, a free port, trust auth), for what must not touch the shared server:
+    a small max_connections, a streaming replica, a restart. ``standby_of`` makes it a replica of
+    another one. Stopped and removed when the module ends."""
+    clusters: list[embedded_pg.Cluster] = []
+
+    def start(*, standby_of: embedded_pg.Cluster | None = None, **options: object) -> embedded_pg.Cluster:
+        cluster = embedded_pg.Cluster(Path(tempfile.mkdtemp(prefix="kitsu-cluster-", dir="/tmp")), **options)  # type: ignore[arg-type]
+        clusters.append(cluster)
+        if standby_of is not None:
+            cluster.standby_of(standby_of)
+        return cluster.start()
+
+    yield start
+    for cluster in reversed(clusters):
+        with contextlib.suppress(subprocess.CalledProcessError):
+            cluster.stop()
+        shutil.rmtree(cluster.home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
