@@ -158,3 +158,8 @@ grant insert, truncate on legacy.users, legacy.roles, legacy.user_roles, legacy.
   legacy.parser_sources, legacy.anime_external, legacy.anime_external_binding to legacy_importer;
 grant execute on function legacy.plan(), legacy.not_carried(), legacy.import_step(text),
   legacy.issues_report() to legacy_importer;
+
+-- the streaming replica's PostgREST (sql/private/replica.sql): its db-pre-request, run as the
+-- request's role like pre_request; the replication status is read by the owner and superusers
+grant execute on function private.replica_pre_request(), private.replica_lag_seconds()
+  to authenticator, anon, web_user;

@@ -65,6 +65,7 @@ LINTS: dict[str, str] = {
              'private.security_headers', 'private.response_headers', 'private.raise_error',
              'private.search_normalize', 'private.search_terms',
              'private.catalog_cache_headers', 'private.cacheable_path',
+             'private.replica_pre_request', 'private.replica_lag_seconds',
              'api.search_anime')""",
     "function anyone (PUBLIC) may execute": f"""
         select n.nspname || '.' || p.proname
