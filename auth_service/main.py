@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             timeout=settings.db_timeout,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **({} if settings.db_prepared_statements else {"prepare_threshold": None})},
             name="auth_service",
             open=False,
         )

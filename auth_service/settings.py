@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     db_pool_min: int = 1
     db_pool_max: int = 10
     db_timeout: float = 5.0
+    # false behind a transaction pooler (PgBouncer < 1.21 keeps no prepared statements across
+    # transactions): psycopg then never prepares, like PostgREST's db-prepared-statements=false
+    db_prepared_statements: bool = True
 
     # signing keys: AUTH_JWT_KEYS (JSON {kid: PEM}) and/or AUTH_JWT_KEYS_DIR (<kid>.pem files)
     jwt_keys: SecretStr | None = None

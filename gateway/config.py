@@ -50,15 +50,29 @@ class EdgeSettings(BaseSettings):
         return [o.strip() for o in self.cors_allowed_origins.split(",") if o.strip()]
 
 
+def servers(addresses: str, *, suffix: str = "") -> str:
+    """nginx `server` lines for comma-separated host:port ``addresses`` (the replicas of one service)."""
+    found = [a.strip() for a in addresses.split(",") if a.strip()]
+    if not found:
+        raise ValueError("an upstream needs at least one host:port")
+    return "\n".join(f"    server {address} max_fails=1 fail_timeout=2s{suffix};" for address in found)
+
+
 def render(edge: EdgeSettings, *, listen: str, postgrest: str, postgrest_admin: str, auth: str,
-           cache_dir: str, access_log: str, template: str | None = None) -> str:
-    """The server configuration (for nginx's http {} block). Every placeholder of the template
-    must be given a value and every value must have a placeholder, so the two cannot drift."""
+           cache_dir: str, access_log: str, catalog_replica: str = "", template: str | None = None) -> str:
+    """The server configuration (for nginx's http {} block). ``postgrest``, ``postgrest_admin``
+    and ``auth`` are comma-separated host:port lists (one per replica); ``catalog_replica`` is the
+    PostgREST of a streaming replica that serves anonymous catalog reads (empty: none). Every
+    placeholder of the template must be given a value and every value must have a placeholder,
+    so the two cannot drift."""
     values = {
         "LISTEN": listen,
-        "POSTGREST_ADDRESS": postgrest,
-        "POSTGREST_ADMIN_ADDRESS": postgrest_admin,
-        "AUTH_ADDRESS": auth,
+        "POSTGREST_SERVERS": servers(postgrest),
+        "POSTGREST_ADMIN_SERVERS": servers(postgrest_admin),
+        "AUTH_SERVERS": servers(auth),
+        # the primary's PostgREST is the backup: used only while every replica server is out
+        "CATALOG_READ_SERVERS": (servers(catalog_replica) + "\n" + servers(postgrest, suffix=" backup")
+                                 if catalog_replica.strip() else servers(postgrest)),
         "CACHE_DIR": cache_dir,
         "ACCESS_LOG": access_log,
         "GATEWAY_MAX_BODY": edge.gateway_max_body,

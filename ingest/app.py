@@ -35,6 +35,10 @@ class IngestApp(procrastinate.App):
 if os.environ.get("LOG_FORMAT", "").strip():
     logs.configure("ingest", level=os.environ.get("PROCRASTINATE_LOG_LEVEL", "info").upper())
 
+# Procrastinate's own connections per worker process (the job fetches, LISTEN, heartbeats);
+# with ingest/pool.py's MAX_CONNECTIONS, what one worker counts in the connection budget (ops/budget.py)
+PROCRASTINATE_POOL_MAX = 8
+
 app = IngestApp(
     connector=procrastinate.PsycopgConnector(
         conninfo=settings.loaded.database_conninfo(),
@@ -43,7 +47,7 @@ app = IngestApp(
             "application_name": "kitsu-ingest-worker",
         },
         min_size=1,
-        max_size=8,
+        max_size=PROCRASTINATE_POOL_MAX,
     ),
     # the worker imports the tasks (ingest/tasks.py registers them on this app), so this module
     # need not import them back: no import cycle

@@ -65,11 +65,14 @@ def bindir() -> Path:
 class Cluster:
     """A private cluster under ``home``: data/, its log, its socket directory."""
 
-    def __init__(self, home: Path = HOME) -> None:
+    def __init__(self, home: Path = HOME, *, max_connections: int = 200,
+                 settings: dict[str, str] | None = None) -> None:
         self.home = home
         self.data = home / "data"
         self.bin = bindir()
         self.port = free_port()
+        self.max_connections = max_connections
+        self.settings = settings or {}  # more server settings (-c name=value), e.g. for a replica
 
     def _run(self, *argv: str) -> None:
         command = [str(self.bin / argv[0]), *argv[1:]]
@@ -77,16 +80,28 @@ class Cluster:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, text=True)
 
-    def start(self) -> Cluster:
+    def standby_of(self, primary: Cluster) -> Cluster:
+        """Make this (not yet started) cluster a streaming replica of ``primary``: pg_basebackup
+        of its data with -R (standby.signal and primary_conninfo), over a replication connection."""
+        self._prepare_home()
+        self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres", "-D", str(self.data),
+                  "-R", "-X", "stream", "-c", "fast")
+        return self
+
+    def _prepare_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.home, user.pw_uid, user.pw_gid)
+
+    def start(self) -> Cluster:
+        self._prepare_home()
         if not (self.data / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--locale=C.UTF-8")
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.home} "
-                   "-c max_connections=200")
+                   f"-c max_connections={self.max_connections}"
+                   + "".join(f" -c {name}={value}" for name, value in self.settings.items()))
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-o", options, "-w", "start")
         return self
 

@@ -131,6 +131,7 @@ def auth_process(
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
     host: str = "127.0.0.1",
+    name: str = "auth_service",
 ) -> Service:
     """A not-yet-started auth_service with ``workers`` processes; ready_url is ``/health``.
 
@@ -145,7 +146,7 @@ def auth_process(
     }
     check_settings(full_env)
     return Service(
-        "auth_service",
+        name,
         uvicorn_argv(host=host, port=port, workers=workers),
         full_env,
         ready_url=f"http://{host}:{port}/health",
@@ -167,23 +168,33 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 
 
+def _addresses(services: Service | Sequence[Service]) -> str:
+    """host:port of each service, comma-separated (what gateway.config.render takes)."""
+    found = [services] if isinstance(services, Service) else list(services)
+    assert all(service.url for service in found)
+    return ",".join(str(service.url).removeprefix("http://") for service in found)
+
+
 def gateway_process(
     *,
-    postgrest: Service,
-    postgrest_admin: str,
-    auth: Service,
+    postgrest: Service | Sequence[Service],
+    postgrest_admin: str | Sequence[str],
+    auth: Service | Sequence[Service],
     run_dir: Path,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
+    catalog_replica: Service | None = None,
 ) -> Service:
     """nginx in the foreground with the gateway configuration rendered into ``run_dir``
-    (gateway/config.py; the same template compose renders). ``env`` overrides the edge
+    (gateway/config.py; the same template compose renders). ``postgrest`` and ``auth`` may be
+    several replicas (balanced), ``postgrest_admin`` their admin addresses; ``catalog_replica`` is
+    a streaming replica's PostgREST for anonymous catalog reads. ``env`` overrides the edge
     settings (CORS_ALLOWED_ORIGINS, GATEWAY_*). ready_url is the gateway's /health."""
     binary = nginx_binary()
     if binary is None:
         raise FileNotFoundError("nginx is not installed (Debian package nginx)")
-    assert postgrest.url and auth.url
+    admins = [postgrest_admin] if isinstance(postgrest_admin, str) else list(postgrest_admin)
     edge = EdgeSettings(**{name.lower(): value for name, value in (env or {}).items()})  # over os.environ
     port = port or edge.gateway_port
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -193,8 +204,9 @@ def gateway_process(
         path.mkdir(exist_ok=True)
     access_log = log_path.with_name(log_path.stem + "-access.log") if log_path else run_dir / "access.log"
     (run_dir / "kitsu.conf").write_text(render(
-        edge, listen=f"127.0.0.1:{port}", postgrest=postgrest.url.removeprefix("http://"),
-        postgrest_admin=postgrest_admin.removeprefix("http://"), auth=auth.url.removeprefix("http://"),
+        edge, listen=f"127.0.0.1:{port}", postgrest=_addresses(postgrest),
+        postgrest_admin=",".join(a.removeprefix("http://") for a in admins), auth=_addresses(auth),
+        catalog_replica=_addresses(catalog_replica) if catalog_replica else "",
         cache_dir=str(cache), access_log=str(access_log)))
     # as root (CI), nginx's workers would switch to nobody, who cannot enter a private run
     # directory; a local tool keeps them as the caller (compose runs the official image instead)
@@ -211,3 +223,56 @@ def gateway_process(
             "-g", "daemon off;"]
     url = f"http://127.0.0.1:{port}"
     return Service("gateway", argv, {}, ready_url=f"{url}/health", url=url, log_path=log_path)
+
+
+def pgbouncer_process(
+    dbname: str,
+    *,
+    run_dir: Path,
+    pool_size: int,
+    port: int | None = None,
+    log_path: Path | None = None,
+) -> Service:
+    """Debian's PgBouncer in transaction mode in front of DATABASE_URL's server, for the web roles
+    (ops/budget.py): at most ``pool_size`` server connections per role, ``max_db_connections``
+    caps their sum. ``url`` is its address (``postgresql://127.0.0.1:<port>``); pooled_url() gives
+    a role's URL through it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from database.build import ROLE_PASSWORDS, admin_url
+
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    port = port or free_port()
+    server = conninfo_to_dict(admin_url())
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    passwords = {role: os.environ.get(ROLE_PASSWORDS[role], "") for role in ("authenticator", "auth_service")}
+    users = run_dir / "userlist.txt"
+    users.write_text("".join(f'"{role}" "{password}"\n' for role, password in passwords.items()))
+    users.chmod(0o600)
+    (run_dir / "pgbouncer.ini").write_text(
+        f"[databases]\n{dbname} = host={server.get('host', '127.0.0.1')} port={server.get('port', 5432)} "
+        f"dbname={dbname}\n\n[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        # the role passwords of .env (plain in the 0600 userlist: PgBouncer logs in with them too);
+        # without passwords (a trust-auth server) PgBouncer trusts as the server does
+        f"auth_type = {'scram-sha-256' if all(passwords.values()) else 'trust'}\nauth_file = {users}\n"
+        "pool_mode = transaction\n"
+        f"default_pool_size = {pool_size}\nmin_pool_size = 0\nreserve_pool_size = 0\n"
+        f"max_db_connections = {len(passwords) * pool_size}\nmax_client_conn = 2000\n"
+        # transaction mode: nothing of a session survives the transaction, so nothing to reset
+        "server_reset_query =\nignore_startup_parameters = extra_float_digits\n")
+    argv = [binary, str(run_dir / "pgbouncer.ini")]
+    if os.geteuid() == 0:  # PgBouncer refuses root; it reads its files first, then switches user
+        argv[1:1] = ["-u", "postgres"]
+    return Service("pgbouncer", argv, {}, ready_url=f"tcp://127.0.0.1:{port}",
+                   url=f"postgresql://127.0.0.1:{port}", log_path=log_path)
+
+
+def pooled_url(pgbouncer: Service, dbname: str, role: str) -> str:
+    """``role``'s URL on ``dbname`` through ``pgbouncer`` (the same password as direct)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    assert pgbouncer.url
+    params = conninfo_to_dict(role_url(dbname, role))
+    auth = role + (f":{params['password']}" if params.get("password") else "")
+    return f"postgresql://{auth}@{pgbouncer.url.removeprefix('postgresql://')}/{dbname}"

@@ -28,8 +28,10 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import psycopg  # noqa: E402
+
 from database import build as db  # noqa: E402
-from ops import embedded_pg, env, services  # noqa: E402
+from ops import budget, embedded_pg, env, services  # noqa: E402
 from ops.supervisor import Stop, Supervisor  # noqa: E402
 
 RUN_DIR = Path(os.environ.get("KITSU_RUN_DIR", db.ROOT / "run"))
@@ -38,6 +40,11 @@ RUN_DIR = Path(os.environ.get("KITSU_RUN_DIR", db.ROOT / "run"))
 def log_path(name: str) -> Path:
     (RUN_DIR / "logs").mkdir(parents=True, exist_ok=True, mode=0o700)
     return RUN_DIR / "logs" / f"{name}.log"
+
+
+def numbered(name: str, index: int, separator: str = "-") -> str:
+    """The first instance keeps the plain name (postgrest, api=); the next are postgrest-2, api_2=, ..."""
+    return name if index == 0 else f"{name}{separator}{index + 1}"
 
 
 def main() -> int:
@@ -64,6 +71,8 @@ def serve(supervisor: Supervisor) -> None:
         auth_process,
         gateway_process,
         nginx_binary,
+        pgbouncer_process,
+        pooled_url,
         public_jwks_json,
         upstream_env,
         upstream_process,
@@ -72,6 +81,12 @@ def serve(supervisor: Supervisor) -> None:
 
     database = embedded_pg.resolve()  # DATABASE_URL, the default address, or a private cluster
     supervisor.after_stop.append(database.stop)
+    # the connection budget first: a configuration over it is refused before anything starts
+    settings = budget.Settings.from_env()
+    with psycopg.connect(db.admin_url()) as conn:
+        max_connections, reserved = budget.server_limits(conn)
+    layout = budget.plan(settings, max_connections=max_connections, reserved=reserved)
+    print(layout.describe(), flush=True)
     dbname = db.database_name()
     db.setup(dbname)  # migrations run to their end: a stop that came meanwhile is taken after
     start = supervisor.start
@@ -91,35 +106,56 @@ def serve(supervisor: Supervisor) -> None:
     audience = os.environ.get("JWT_AUDIENCE", "kitsu")
     api_port = int(os.environ.get("PGRST_SERVER_PORT", "3000"))
     admin_port = int(os.environ.get("PGRST_ADMIN_SERVER_PORT", "3001"))
-    postgrest = start(services.postgrest(
-        dbname, jwks_json=public_jwks_json(os.environ), port=api_port, admin_port=admin_port,
-        audience=audience,
-        cors_origins=os.environ.get("PGRST_SERVER_CORS_ALLOWED_ORIGINS") or None,
-        log_path=log_path("postgrest")))
-    urls["api"] = postgrest.url or ""
-    urls["api_admin"] = f"http://127.0.0.1:{admin_port}"
+    # over budget directly: the web roles through PgBouncer (transaction mode); workers stay direct
+    postgrest_db: dict[str, object] = {}
+    auth_env: dict[str, str] = {}
+    if layout.pooled:
+        pgbouncer = start(pgbouncer_process(
+            dbname, run_dir=RUN_DIR / "pgbouncer", pool_size=settings.pgbouncer_pool_size,
+            port=int(os.environ.get("PGBOUNCER_PORT") or 0) or None, log_path=log_path("pgbouncer")))
+        urls["pgbouncer"] = pgbouncer.url or ""
+        postgrest_db = {"db_uri": pooled_url(pgbouncer, dbname, "authenticator"), "transaction_pooler": True}
+        auth_env = {"AUTH_DATABASE_URL": pooled_url(pgbouncer, dbname, "auth_service"),
+                    "AUTH_DB_PREPARED_STATEMENTS": "false"}
+
+    # replica i (from 0) listens on the configured ports + 2i (3000/3001, 3002/3003, ...)
+    postgrests, admins = [], []
+    for index in range(settings.pgrst_replicas):
+        postgrest = start(services.postgrest(
+            dbname, jwks_json=public_jwks_json(os.environ), port=api_port + 2 * index,
+            admin_port=admin_port + 2 * index, audience=audience, pool=settings.pgrst_db_pool,
+            cors_origins=os.environ.get("PGRST_SERVER_CORS_ALLOWED_ORIGINS") or None, **postgrest_db,
+            log_path=log_path(numbered("postgrest", index)), name=numbered("postgrest", index)))
+        postgrests.append(postgrest)
+        admins.append(f"http://127.0.0.1:{admin_port + 2 * index}")
+        urls[numbered("api", index, "_")] = postgrest.url or ""
+        urls[numbered("api_admin", index, "_")] = admins[-1]
 
     # with the gateway in front, auth_service believes X-Forwarded-For from it alone (contract §10)
     gateway_binary = nginx_binary()
-    auth_env = {"AUTH_JWT_AUDIENCE": os.environ.get("AUTH_JWT_AUDIENCE", audience)}
+    auth_env["AUTH_JWT_AUDIENCE"] = os.environ.get("AUTH_JWT_AUDIENCE", audience)
     if gateway_binary and not os.environ.get("AUTH_TRUSTED_PROXIES"):
         auth_env["AUTH_TRUSTED_PROXIES"] = "127.0.0.1/32"
-    auth = start(auth_process(
-        dbname, port=int(os.environ.get("AUTH_PORT", "8000")),
-        workers=int(os.environ.get("AUTH_WORKERS", "2")),
-        env=auth_env, log_path=log_path("auth_service")))
-    urls["auth"] = auth.url or ""
+    auth_port = int(os.environ.get("AUTH_PORT", "8000"))
+    auths = []
+    for index in range(settings.auth_replicas):  # instance i on AUTH_PORT + i
+        auth = start(auth_process(
+            dbname, port=auth_port + index, workers=settings.auth_workers,
+            env=auth_env, log_path=log_path(numbered("auth_service", index)), name=numbered("auth_service", index)))
+        auths.append(auth)
+        urls[numbered("auth", index, "_")] = auth.url or ""
 
     if gateway_binary:
-        gateway = start(gateway_process(postgrest=postgrest, postgrest_admin=urls["api_admin"], auth=auth,
-                                        run_dir=RUN_DIR / "gateway", log_path=log_path("gateway")))
+        gateway = start(gateway_process(
+            postgrest=postgrests, postgrest_admin=admins,
+            auth=auths, run_dir=RUN_DIR / "gateway", log_path=log_path("gateway")))
         urls = {"gateway": gateway.url or "", **urls}  # the one origin comes first
     else:
         print("gateway: nginx is not installed (Debian package nginx); serving the direct ports only",
               flush=True)
 
     worker_env = {**worker_env, **mail_env(start, urls)}
-    for number in range(1, int(os.environ.get("INGEST_WORKERS", "1")) + 1):
+    for number in range(1, settings.ingest_workers + 1):
         start(worker_process(dbname, name=f"worker-{number}", env=worker_env,
                                     log_path=log_path(f"worker-{number}")))
 

@@ -29,10 +29,14 @@ def free_port() -> int:
 
 def postgrest_env(dbname: str, *, jwks_json: str, port: int, admin_port: int,
                   audience: str = "kitsu", pool: int = 20,
-                  cors_origins: str | None = None, plans: bool = False) -> dict[str, str]:
-    """PostgREST configuration (all by environment, contract §1)."""
+                  cors_origins: str | None = None, plans: bool = False, db_uri: str | None = None,
+                  transaction_pooler: bool = False, replica_max_lag: float | None = None) -> dict[str, str]:
+    """PostgREST configuration (all by environment, contract §1). ``db_uri`` replaces the direct
+    authenticator URL (PgBouncer's, a streaming replica's); ``transaction_pooler``: it is PgBouncer
+    in transaction mode; ``replica_max_lag``: the database is a streaming replica that may serve
+    requests while it lags the primary by at most that many seconds."""
     env = {
-        "PGRST_DB_URI": role_url(dbname, "authenticator"),
+        "PGRST_DB_URI": db_uri or role_url(dbname, "authenticator"),
         "PGRST_DB_SCHEMAS": "api",
         "PGRST_DB_ANON_ROLE": "anon",
         "PGRST_DB_PRE_REQUEST": "private.pre_request",
@@ -53,6 +57,17 @@ def postgrest_env(dbname: str, *, jwks_json: str, port: int, admin_port: int,
         env["PGRST_SERVER_CORS_ALLOWED_ORIGINS"] = cors_origins
     if plans:  # tests only: EXPLAIN through `Accept: application/vnd.pgrst.plan+json`
         env["PGRST_DB_PLAN_ENABLED"] = "true"
+    if transaction_pooler:
+        # PgBouncer 1.18 keeps no prepared statement past a transaction, and cannot carry LISTEN:
+        # schema reloads then come by SIGUSR1 instead of NOTIFY pgrst
+        env["PGRST_DB_PREPARED_STATEMENTS"] = "false"
+        env["PGRST_DB_CHANNEL_ENABLED"] = "false"
+    if replica_max_lag is not None:
+        # a standby cannot LISTEN; each request first checks the replica's lag (503 past the
+        # bound, and the gateway retries the read on the primary)
+        env["PGRST_DB_CHANNEL_ENABLED"] = "false"
+        env["PGRST_DB_PRE_REQUEST"] = "private.replica_pre_request"
+        env["PGRST_APP_SETTINGS_REPLICA_MAX_LAG"] = f"{replica_max_lag:g}"
     return env
 
 
@@ -95,6 +110,12 @@ class Service:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
             if self.ready_url is None:
                 return self
+            if self.ready_url.startswith("tcp://"):  # a server that speaks no HTTP (PgBouncer)
+                host, port = self.ready_url.removeprefix("tcp://").rsplit(":", 1)
+                with contextlib.suppress(OSError), socket.create_connection((host, int(port)), 1.0):
+                    return self
+                time.sleep(0.1)
+                continue
             try:
                 # always a short timeout: PostgREST without a database accepts and never answers
                 if httpx.get(self.ready_url, timeout=1.0).status_code == 200:
@@ -127,10 +148,11 @@ class Service:
 
 
 def postgrest(dbname: str, *, jwks_json: str, port: int | None = None,
-              admin_port: int | None = None, log_path: Path | None = None, **options: object) -> Service:
+              admin_port: int | None = None, log_path: Path | None = None, name: str = "postgrest",
+              **options: object) -> Service:
     port = port or free_port()
     admin_port = admin_port or free_port()
     env = postgrest_env(dbname, jwks_json=jwks_json, port=port, admin_port=admin_port, **options)  # type: ignore[arg-type]
-    return Service("postgrest", [str(POSTGREST_BIN)], env,
+    return Service(name, [str(POSTGREST_BIN)], env,
                    ready_url=f"http://127.0.0.1:{admin_port}/ready",
                    url=f"http://127.0.0.1:{port}", log_path=log_path)

@@ -198,3 +198,7 @@ grant execute on function private.ip_banned(inet), private.client_ip(), private.
 grant select on private.admin_ip_bans to web_user;
 grant select on api.admin_ip_bans to web_user;
 grant execute on function api.admin_ban_ip(text, text, timestamptz), api.admin_unban_ip(bigint, text) to web_user;
+-- the streaming replica's PostgREST (sql/private/replica.sql): its db-pre-request, run as the
+-- request's role like pre_request; the replication status is read by the owner and superusers
+grant execute on function private.replica_pre_request(), private.replica_lag_seconds()
+  to authenticator, anon, web_user;

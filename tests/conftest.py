@@ -7,12 +7,16 @@ Databases: ``template_db`` is migrated once per run; ``make_db()`` clones it (CR
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -30,7 +34,7 @@ LOG_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-logs"
 # fixtures that start real processes (PostgREST, uvicorn, workers, the upstream, `make run`):
 # a test using one is a process-level test, marked `processes` (`make test-fast` leaves them out)
 PROCESS_FIXTURES = {"start_postgrest", "start_auth", "start_worker", "start_upstream", "start_gateway", "start_edge",
-                    "run_env"}
+                    "run_env", "private_cluster"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,6 +64,28 @@ def database_url() -> Iterator[str]:
         return
     yield database.url
     database.stop()
+
+
+@pytest.fixture(scope="module")
+def private_cluster() -> Iterator[Callable[..., embedded_pg.Cluster]]:
+    """Factory: a PostgreSQL cluster of the test's own (initdb from this machine's server binaries
+    in a temporary folder, a free port, trust auth), for what must not touch the shared server:
+    a small max_connections, a streaming replica, a restart. ``standby_of`` makes it a replica of
+    another one. Stopped and removed when the module ends."""
+    clusters: list[embedded_pg.Cluster] = []
+
+    def start(*, standby_of: embedded_pg.Cluster | None = None, **options: object) -> embedded_pg.Cluster:
+        cluster = embedded_pg.Cluster(Path(tempfile.mkdtemp(prefix="kitsu-cluster-", dir="/tmp")), **options)  # type: ignore[arg-type]
+        clusters.append(cluster)
+        if standby_of is not None:
+            cluster.standby_of(standby_of)
+        return cluster.start()
+
+    yield start
+    for cluster in reversed(clusters):
+        with contextlib.suppress(subprocess.CalledProcessError):
+            cluster.stop()
+        shutil.rmtree(cluster.home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -189,8 +215,9 @@ def postgrest(api_db: str, start_postgrest: Callable[..., services.Service]) -> 
 
 @dataclass
 class Edge:
-    """nginx with the gateway configuration in front of a real PostgREST and a real auth_service
-    (two uvicorn workers) on one database seeded with published titles and a draft."""
+    """nginx with the gateway configuration in front of real PostgREST and auth_service processes
+    (two uvicorn workers each; ``replicas`` of them, balanced) on one database seeded with
+    published titles and a draft."""
 
     url: str
     db: str
@@ -199,6 +226,8 @@ class Edge:
     gateway: services.Service
     published: list[uuid.UUID]
     draft: uuid.UUID
+    postgrests: list[services.Service] = field(default_factory=list)
+    auths: list[services.Service] = field(default_factory=list)
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kwargs)  # type: ignore[arg-type]
@@ -215,11 +244,12 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
         pytest.fail("nginx is not installed (Debian package nginx; .ci/run installs it)")
     started: list[services.Service] = []
 
-    def start(postgrest: services.Service, postgrest_admin: str, auth: services.Service, *,
-              wait: bool = True, **env: str) -> services.Service:
+    def start(postgrest: services.Service | list[services.Service], postgrest_admin: str | list[str],
+              auth: services.Service | list[services.Service], *, wait: bool = True,
+              catalog_replica: services.Service | None = None, **env: str) -> services.Service:
         run_dir = tmp_path_factory.mktemp("gateway")
         gateway = gateway_process(postgrest=postgrest, postgrest_admin=postgrest_admin, auth=auth,
-                                  run_dir=run_dir, port=services.free_port(), env=env,
+                                  catalog_replica=catalog_replica, run_dir=run_dir, port=services.free_port(), env=env,
                                   log_path=LOG_DIR / f"gateway-{run_dir.name}.log")
         started.append(gateway.start())
         return gateway.wait_ready(timeout=20) if wait else gateway
@@ -239,26 +269,30 @@ def start_edge(make_db, start_postgrest, start_gateway, signing_key) -> Iterator
 
     auths: list[services.Service] = []
 
-    def start(auth_env: dict[str, str] | None = None, **env: str) -> Edge:
+    def start(auth_env: dict[str, str] | None = None, replicas: int = 1, **env: str) -> Edge:
         dbname = make_db()
         with owner_connect(dbname) as conn:
             published = [create_anime(conn, f"Gateway title {i}", episodes=2) for i in range(5)]
             draft = create_anime(conn, "Hidden draft", state="draft")
-        admin_port = services.free_port()
-        postgrest = start_postgrest(dbname, admin_port=admin_port)
+        admin_ports = [services.free_port() for _ in range(replicas)]
+        postgrests = [start_postgrest(dbname, admin_port=port) for port in admin_ports]
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        auth = auth_process(dbname, port=services.free_port(), workers=2, env={
-            **CHEAP_HASHING,
-            "AUTH_JWT_KEYS": json.dumps({TEST_KID: signing_key}),
-            "AUTH_TRUSTED_PROXIES": "127.0.0.1/32",  # the gateway, the only proxy auth_service trusts
-            "AUTH_PURGE_INTERVAL": "3600",
-            **(auth_env or {}),
-        }, log_path=LOG_DIR / f"auth-gateway-{dbname}.log").start()
-        auths.append(auth)
-        auth.wait_ready(timeout=60)
-        gateway = start_gateway(postgrest, f"127.0.0.1:{admin_port}", auth, **env)
+        started = []
+        for index in range(replicas):
+            auth = auth_process(dbname, port=services.free_port(), workers=2, env={
+                **CHEAP_HASHING,
+                "AUTH_JWT_KEYS": json.dumps({TEST_KID: signing_key}),
+                "AUTH_TRUSTED_PROXIES": "127.0.0.1/32",  # the gateway, the only proxy auth_service trusts
+                "AUTH_PURGE_INTERVAL": "3600",
+                **(auth_env or {}),
+            }, log_path=LOG_DIR / f"auth-gateway-{dbname}-{index}.log").start()
+            auths.append(auth)
+            started.append(auth)
+        for auth in started:
+            auth.wait_ready(timeout=60)
+        gateway = start_gateway(postgrests, [f"127.0.0.1:{port}" for port in admin_ports], started, **env)
         assert gateway.url
-        return Edge(gateway.url, dbname, postgrest, auth, gateway, published, draft)
+        return Edge(gateway.url, dbname, postgrests[0], started[0], gateway, published, draft, postgrests, started)
 
     yield start
     for auth in auths:

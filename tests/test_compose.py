@@ -98,3 +98,18 @@ def test_the_mail_sink_is_a_dev_only_service_the_workers_deliver_to(tmp_path):
     assert "SMTP_HOST: mail" in worker and "- sync,periodic,mail" in worker
     with_server = compose_config(tmp_path, {**{name: "secret-value" for name in SECRETS}, "SMTP_HOST": "smtp.example"})
     assert "SMTP_HOST: smtp.example" in service_block(with_server.stdout, "worker")
+
+
+def test_compose_scales_postgrest_and_auth_as_make_run_does(tmp_path):
+    secrets = {name: "secret-value" for name in SECRETS}
+    default = compose_config(tmp_path, secrets)
+    assert default.returncode == 0, default.stderr
+    for service in ("postgrest", "auth"):
+        assert "replicas: 1" in service_block(default.stdout, service)
+    scaled = compose_config(tmp_path, {**secrets, "PGRST_REPLICAS": "2", "AUTH_REPLICAS": "3",
+                                       "PGRST_SERVER_PORT_LAST": "3001", "PGRST_ADMIN_SERVER_PORT": "3101",
+                                       "PGRST_ADMIN_SERVER_PORT_LAST": "3102", "AUTH_PORT_LAST": "8002"})
+    assert scaled.returncode == 0, scaled.stderr
+    postgrest, auth = service_block(scaled.stdout, "postgrest"), service_block(scaled.stdout, "auth")
+    assert "replicas: 2" in postgrest and "published: 3000-3001" in postgrest and "published: 3101-3102" in postgrest
+    assert "replicas: 3" in auth and "published: 8000-8002" in auth

@@ -67,6 +67,7 @@ LINTS: dict[str, str] = {
              'private.catalog_cache_headers', 'private.cacheable_path',
              -- db-pre-request refuses banned client addresses (issue 13)
              'private.ip_banned', 'private.client_ip', 'private.request_header',
+             'private.replica_pre_request', 'private.replica_lag_seconds',
              'api.search_anime')""",
     "function anyone (PUBLIC) may execute": f"""
         select n.nspname || '.' || p.proname
