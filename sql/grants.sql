@@ -158,3 +158,6 @@ grant insert, truncate on legacy.users, legacy.roles, legacy.user_roles, legacy.
   legacy.parser_sources, legacy.anime_external, legacy.anime_external_binding to legacy_importer;
 grant execute on function legacy.plan(), legacy.not_carried(), legacy.import_step(text),
   legacy.issues_report() to legacy_importer;
+
+-- metrics (ingest/metrics.py, contract §14): the workers' /metrics reads these at scrape time
+grant execute on function ingest.queue_metrics(), ingest.sync_progress(), ingest.database_metrics() to ingest_worker;
