@@ -287,8 +287,17 @@ async def jwks(request: Request) -> JSONResponse:
     return JSONResponse(_service(request).signer.jwks, headers={"Cache-Control": "public, max-age=300"})
 
 
+@router.get("/live")
+async def live() -> JSONResponse:
+    """Liveness: this worker process answers (no database call; a restart would not help a
+    database that is down)."""
+    return JSONResponse({"status": "ok"})
+
+
 @router.get("/health")
+@router.get("/ready")
 async def health(request: Request) -> JSONResponse:
+    """Readiness (also at the historical /health): the database answers within 2 s."""
     try:
         await asyncio.wait_for(_service(request).db.row(queries.PING), 2.0)
     except (ApiError, TimeoutError):

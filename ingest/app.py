@@ -13,15 +13,17 @@ from typing import Unpack
 import procrastinate
 from procrastinate.app import WorkerOptions
 
-from ingest import pool, settings
+from ingest import metrics, pool, settings
 from observability import logs
 
 
 class IngestApp(procrastinate.App):
-    """Procrastinate's App, closing the sync code's connection pool (ingest/pool.py) when the
-    worker stops: the worker's lifetime is the pool's."""
+    """Procrastinate's App, serving the worker's metrics and health (ingest/metrics.py) while it
+    runs, and closing the sync code's connection pool (ingest/pool.py) when the worker stops:
+    the worker's lifetime is the pool's."""
 
     async def run_worker_async(self, **kwargs: Unpack[WorkerOptions]) -> None:
+        metrics.serve(settings.loaded)
         try:
             await super().run_worker_async(**kwargs)
         finally:

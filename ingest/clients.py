@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import psycopg
 
+from ingest import metrics
 from ingest import settings as settings_module
 from observability import logs
 
@@ -152,20 +153,25 @@ class Upstream:
             try:
                 response = await self.client.request(method, url, **kwargs)
             except httpx.TimeoutException as exc:
+                metrics.UPSTREAM_REQUESTS.labels(self.name, "error").inc()
                 last = UpstreamError(
                     f"{self.name}_timeout",
                     f"{self.name}: {method} {url} timed out ({type(exc).__name__})",
                     retryable=True,
                 )
             except httpx.TransportError as exc:
+                metrics.UPSTREAM_REQUESTS.labels(self.name, "error").inc()
                 last = UpstreamError(
                     f"{self.name}_unreachable",
                     f"{self.name}: {method} {url}: {exc!r}",
                     retryable=True,
                 )
             else:
-                self.check(response)
                 status = response.status_code
+                metrics.UPSTREAM_REQUESTS.labels(self.name, str(status)).inc()
+                if status == 429:
+                    metrics.UPSTREAM_RATE_LIMITED.labels(self.name).inc()
+                self.check(response)
                 if status == 429 or status >= 500:
                     hint = retry_after(response)
                     if hint is not None:
@@ -185,6 +191,7 @@ class Upstream:
                 else:
                     return response
             if attempt < self.config.retries:
+                metrics.RETRIES.labels(self.name, last.code.removeprefix(f"{self.name}_")).inc()
                 logger.warning(
                     "%s; retry %d/%d in %.2fs", last, attempt + 1, self.config.retries, delay
                 )

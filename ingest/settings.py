@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # a failed delivery is retried forever, after base x 2^attempts seconds, at most max
     mail_retry_seconds: PositiveFloat = Field(default=5.0, validation_alias="MAIL_RETRY_SECONDS")
     mail_retry_max_seconds: PositiveFloat = Field(default=600.0, validation_alias="MAIL_RETRY_MAX_SECONDS")
+    # metrics and health (ingest/metrics.py): the port defaults to 9100 + the worker's index
+    metrics_host: str = Field(default="127.0.0.1", validation_alias="INGEST_METRICS_HOST")
+    metrics_port_setting: int | None = Field(default=None, ge=0, le=65535, validation_alias="INGEST_METRICS_PORT")
+    worker_index: NonNegativeInt = Field(default=0, validation_alias="INGEST_WORKER_INDEX")
 
     # unset: the ingest_worker role on KITSU_DB of DATABASE_URL's server (see database_conninfo)
     database_url: SecretStr | None = Field(default=None, validation_alias="INGEST_DATABASE_URL")
@@ -117,6 +121,10 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return role_url(database_name(), "ingest_worker")
+
+    def metrics_port(self) -> int:
+        """INGEST_METRICS_PORT, else 9100 + INGEST_WORKER_INDEX (contract §14)."""
+        return self.metrics_port_setting if self.metrics_port_setting is not None else 9100 + self.worker_index
 
     def sync_crons(self) -> dict[str, str]:
         """The cron of each sync's periodic tick, by task name."""

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ingest import clients, pool, settings
+from ingest import clients, metrics, pool, settings
 from observability import logs
 
 logger = logging.getLogger("ingest.sync")
@@ -267,7 +268,24 @@ async def run(
 ) -> dict[str, Any] | None:
     """Run (or resume) one sync; returns the finished run's summary. Upstream failures are
     recorded in the run and re-raised so the Procrastinate job is marked failed too.
-    ``request_id``: of the request that queued the job; every log line of the run names it."""
+    ``request_id``: of the request that queued the job; every log line of the run names it.
+    Each run is counted by outcome and timed (ingest/metrics.py)."""
+    started = time.monotonic()
+    outcome = "failed"
+    try:
+        summary = await _run(task, job_id, args, request_id)
+        # no summary: the emergency stop was on, or another job took the run over
+        outcome = "not_run" if summary is None else str(summary.get("status", "succeeded"))
+        return summary
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        metrics.SYNC_RUNS.labels(task, outcome).inc()
+        metrics.SYNC_SECONDS.labels(task).observe(time.monotonic() - started)
+
+
+async def _run(task: str, job_id: int, args: dict[str, Any], request_id: str | None) -> dict[str, Any] | None:
     logs.request_id.set(logs.well_formed_request_id(request_id))
     current = await begin(task, job_id, args)
     if current is None:

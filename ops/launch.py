@@ -44,9 +44,16 @@ def worker_process(
     log_path: Path | None = None,
     concurrency: int | None = None,
     queues: Sequence[str] = ("sync", "periodic", "mail"),
+    metrics_port: int | None = None,
 ) -> Service:
-    """`procrastinate --app=ingest.app worker` on the sync, periodic and mail queues."""
+    """`procrastinate --app=ingest.app worker` on the sync, periodic and mail queues. Its metrics and
+    health (ingest/metrics.py) listen on ``metrics_port`` (INGEST_METRICS_PORT of ``env``, else
+    a free port): ``url`` is that server, ready when the worker's database answers."""
     concurrency = concurrency or int((env or {}).get("INGEST_CONCURRENCY", 0)) or 4
+    env = dict(env or {})
+    metrics_port = metrics_port or int(env.get("INGEST_METRICS_PORT") or 0) or free_port()
+    env["INGEST_METRICS_PORT"] = str(metrics_port)
+    url = f"http://127.0.0.1:{metrics_port}"
     argv = [
         PROCRASTINATE,
         "--app=ingest.app",
@@ -59,7 +66,7 @@ def worker_process(
         "--concurrency",
         str(concurrency),
     ]
-    return Service(name, argv, worker_env(dbname, env), log_path=log_path)
+    return Service(name, argv, worker_env(dbname, env), ready_url=f"{url}/ready", url=url, log_path=log_path)
 
 
 def upstream_process(

@@ -155,9 +155,25 @@ def serve(supervisor: Supervisor) -> None:
               flush=True)
 
     worker_env = {**worker_env, **mail_env(start, urls)}
+    # worker N's metrics and health on INGEST_METRICS_BASE_PORT + N (9101, 9102, … by default)
+    metrics_base = int(os.environ.get("INGEST_METRICS_BASE_PORT") or 9100)
     for number in range(1, settings.ingest_workers + 1):
-        start(worker_process(dbname, name=f"worker-{number}", env=worker_env,
-                                    log_path=log_path(f"worker-{number}")))
+        worker = start(worker_process(dbname, name=f"worker-{number}", env=worker_env,
+                                      metrics_port=metrics_base + number, log_path=log_path(f"worker-{number}")))
+        urls[f"worker_{number}_metrics"] = f"{worker.url}/metrics"
+
+    # Prometheus over everything above, with the alert rules (ops/monitoring.py), when installed
+    from ops import monitoring
+    if monitoring.prometheus_binary():
+        scraped = monitoring.config(auth=[auth.url or ""], postgrest_admin=[urls["api_admin"]],
+                                    workers=[url.removesuffix("/metrics") for name, url in urls.items()
+                                             if name.endswith("_metrics")])
+        prometheus = start(monitoring.prometheus_process(
+            scraped, run_dir=RUN_DIR / "prometheus", port=int(os.environ.get("PROMETHEUS_PORT") or 9090),
+            log_path=log_path("prometheus")))
+        urls["prometheus"] = prometheus.url or ""
+    else:
+        print("prometheus: not installed (Debian package prometheus); metrics stay at each /metrics", flush=True)
 
     ready = "ready: " + " ".join(f"{name}={url}" for name, url in urls.items()) + \
         f"  (database: {database.description}; logs in {RUN_DIR / 'logs'}; Ctrl-C stops)"

@@ -202,3 +202,5 @@ grant execute on function api.admin_ban_ip(text, text, timestamptz), api.admin_u
 -- request's role like pre_request; the replication status is read by the owner and superusers
 grant execute on function private.replica_pre_request(), private.replica_lag_seconds()
   to authenticator, anon, web_user;
+-- metrics (ingest/metrics.py, contract §14): the workers' /metrics reads these at scrape time
+grant execute on function ingest.queue_metrics(), ingest.sync_progress(), ingest.database_metrics() to ingest_worker;

@@ -54,3 +54,7 @@ alter role auth_service set statement_timeout = '10s';
 -- for another publisher on its advisory lock, so the limit only stops a statement that is stuck.
 alter role ingest_worker set statement_timeout = '10min';
 -- kitsu_owner runs migrations (index builds, backfills) and keeps no limit.
+-- Metrics (contract §14): ingest.database_metrics() runs as kitsu_owner and counts every
+-- backend by role and state, which pg_stat_activity shows only to members of pg_read_all_stats
+-- (it reads statistics, never data; the function returns counts only).
+grant pg_read_all_stats to kitsu_owner;

@@ -113,3 +113,45 @@ def test_compose_scales_postgrest_and_auth_as_make_run_does(tmp_path):
     postgrest, auth = service_block(scaled.stdout, "postgrest"), service_block(scaled.stdout, "auth")
     assert "replicas: 2" in postgrest and "published: 3000-3001" in postgrest and "published: 3101-3102" in postgrest
     assert "replicas: 3" in auth and "published: 8000-8002" in auth
+# services that run for good (not one-shot) and why one has no healthcheck of its own
+ONE_SHOT = {"migrate", "gateway-config"}
+CHECKED_FROM_OUTSIDE = {"postgrest"}  # the image has no shell; the gateway and Prometheus check it
+PROMETHEUS_HEALTHCHECK = """    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"]
+"""
+
+
+def services_without_healthcheck(tmp_path, compose_text: str) -> set[str]:
+    """Long-running services of ``compose_text`` that `docker-compose config` renders without a
+    healthcheck (its output: services two-space indented, their keys four)."""
+    (tmp_path / "compose.yaml").write_text(compose_text)
+    result = subprocess.run(["docker-compose", "-f", str(tmp_path / "compose.yaml"), "config"],
+                            env={"PATH": "/usr/bin:/bin", **{name: "secret-value" for name in SECRETS}},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    services: dict[str, list[str]] = {}
+    current, in_services = None, False
+    for line in result.stdout.splitlines():
+        if line == "services:":
+            in_services = True
+        elif line and not line.startswith(" "):
+            in_services = False
+        elif in_services and line.startswith("  ") and not line.startswith("   ") and line.endswith(":"):
+            current = line.strip().rstrip(":")
+            services[current] = []
+        elif in_services and current:
+            services[current].append(line)
+    assert {"worker", "upstream", "prometheus", "auth", "gateway", "db"} <= set(services)
+    return {name for name, lines in services.items()
+            if name not in ONE_SHOT | CHECKED_FROM_OUTSIDE and "    healthcheck:" not in lines}
+
+
+def test_every_long_running_service_has_a_healthcheck(tmp_path):
+    assert services_without_healthcheck(tmp_path, (db.ROOT / "compose.yaml").read_text()) == set()
+
+
+def test_the_healthcheck_test_sees_a_service_without_one(tmp_path):
+    text = (db.ROOT / "compose.yaml").read_text()
+    assert PROMETHEUS_HEALTHCHECK in text
+    planted = text.replace(PROMETHEUS_HEALTHCHECK, "    x-healthcheck-removed:\n      test: [\"CMD\"]\n")
+    assert services_without_healthcheck(tmp_path, planted) == {"prometheus"}

@@ -55,7 +55,8 @@ def run_env(template_db, tmp_path):
            "KITSU_RUN_DIR": str(tmp_path), "PGRST_SERVER_PORT": str(services.free_port()),
            "PGRST_ADMIN_SERVER_PORT": str(services.free_port()), "AUTH_PORT": str(services.free_port()),
            "INGEST_UPSTREAM_PORT": str(services.free_port()), "GATEWAY_PORT": str(services.free_port()),
-           "INGEST_WORKERS": "2", "MAIL_SINK_PORT": str(services.free_port())}
+           "INGEST_WORKERS": "2", "MAIL_SINK_PORT": str(services.free_port()),
+           "INGEST_METRICS_BASE_PORT": str(services.free_port()), "PROMETHEUS_PORT": str(services.free_port())}
     for variable in ("SHIKIMORI_BASE_URL", "KODIK_BASE_URL", "KODIK_TOKEN", "SMTP_HOST"):
         env.pop(variable, None)
     yield env
@@ -68,6 +69,20 @@ def port_open(url: str) -> bool:
         return True
     except httpx.HTTPError:
         return False
+
+
+def assert_every_target_is_up(prometheus: str, expected: dict[str, int], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        up: dict[str, int] = {}
+        for target in targets:
+            if target["health"] == "up":
+                up[target["labels"]["job"]] = up.get(target["labels"]["job"], 0) + 1
+        if up == expected:
+            return
+        assert time.monotonic() < deadline, targets
+        time.sleep(1)
 
 
 def test_make_run_serves_a_catalog_and_stops_cleanly(run_env):
@@ -97,6 +112,8 @@ def test_make_run_serves_a_catalog_and_stops_cleanly(run_env):
             assert time.monotonic() < deadline, "the mails did not arrive at the local sink"
             time.sleep(0.2)
         assert email in (run_dir / "logs" / "mail.log").read_text()
+        if "prometheus" in urls:  # Debian's prometheus scrapes every service of the run (contract §14)
+            assert_every_target_is_up(urls["prometheus"], {"auth_service": 1, "ingest": 2, "postgrest": 1})
     finally:
         output = stop_run(process)
     assert process.returncode == 0 and "stopped" in output

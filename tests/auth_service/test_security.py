@@ -281,8 +281,9 @@ def test_jwks_publishes_only_public_keys(api: Api, signing_key: str):
 
 
 def test_health_answers_ok_while_the_database_does(api: Api):
-    response = api.get("/health")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    for path in ("/health", "/ready", "/live"):  # readiness (also at /health) and liveness
+        response = api.get(path)
+        assert response.status_code == 200 and response.json() == {"status": "ok"}, path
 
 
 def test_metrics_aggregate_every_worker(api: Api):

@@ -179,6 +179,9 @@ def test_health_is_503_while_the_database_is_away(auth_env: dict[str, str]):
                 time.sleep(0.1)
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "database_unavailable"
+        # readiness says the same; liveness does not depend on the database (contract §14)
+        assert httpx.get(f"{service.url}/ready", timeout=5).status_code == 503
+        assert httpx.get(f"{service.url}/live", timeout=5).json() == {"status": "ok"}
         login = httpx.post(f"{service.url}/auth/login", json={"email": "a@b.c", "password": "x"}, timeout=10)
         assert login.status_code == 503 and login.json()["error"]["code"] == "database_unavailable"
         assert login.headers["x-content-type-options"] == "nosniff"
