@@ -179,6 +179,20 @@ def test_sigkilled_worker_comes_back_and_the_sync_finishes_once(run_env):
     assert output.rstrip().endswith("stopped")
 
 
+def wait_until_catching(pid: int, signum: int, timeout: float = 30.0) -> None:
+    """Until the process has a handler for ``signum`` (SigCgt in /proc): before that, the
+    interpreter itself is still starting, and a signal gets the kernel's default action, which no
+    program can answer. ops/run.py installs its handlers on its first lines."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught & (1 << (signum - 1)):
+            return
+        assert time.monotonic() < deadline, "ops.run never installed its signal handlers"
+        time.sleep(0.005)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_at_any_moment_stops_everything(run_env, tmp_path, signum):
     rng = random.Random(signum)
@@ -187,6 +201,8 @@ def test_a_stop_signal_at_any_moment_stops_everything(run_env, tmp_path, signum)
         process = subprocess.Popen([sys.executable, "-m", "ops.run"], cwd=db.ROOT, env=env, text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         try:
+            # SIGTERM is the last handler ops/run.py installs (SIGINT has Python's own from the start)
+            wait_until_catching(process.pid, signal.SIGTERM)
             time.sleep(rng.uniform(0.0, 9.0))  # setting up, starting, first sync or serving
             process.send_signal(signum)
             output, _ = process.communicate(timeout=40)  # the supervisor's deadline is 20 s
