@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export KITSU_DB ?= kitsu
 
-.PHONY: help venv postgrest env setup migrate run test test-fast bench bench-auth bench-ingest lint up down grant-role browser-deps titles bench-search
+.PHONY: help venv postgrest env setup migrate run test test-fast bench bench-auth bench-ingest lint up down grant-role browser-deps titles bench-search bench-accounts
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ up: env ## docker compose up (where docker exists)
 
 down: ## docker compose down
 	docker compose down
+
+bench-accounts: venv ## accounts benchmark with wrk: forgot requests/s and p95 at 50 clients; mails/s of one worker
+	$(PY) -m ops.bench.accounts $(BENCH_ARGS)
 
 bench-ingest: venv ## ingest benchmark: 20,000 titles/s with the limit off, limited run vs its floor
 	$(PY) -m ops.bench.ingest

@@ -124,7 +124,7 @@ async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
     )
 
 
-# Deferred from SQL by private.defer_mail (lock = queueing_lock = "mail:<outbox_id>"), in the
+# Deferred from SQL by private.defer_mail (queueing_lock = "mail:<outbox_id>"), in the
 # transaction that wrote the outbox row; retried until delivered (ingest/mail.py).
 @app.task(name="send_mail", queue=MAIL_QUEUE, retry=mail.MailRetry(settings.loaded))
 async def send_mail(outbox_id: int) -> str:

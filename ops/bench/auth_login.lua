@@ -2,12 +2,15 @@
 -- (bench-<n>@example.test, password KITSU_BENCH_PASSWORD; every login succeeds), and done()
 -- prints one JSON line of figures including the count of each HTTP status. Each person signs in
 -- from an address of their own (X-Forwarded-For; the bench trusts 127.0.0.1 as its proxy). With
--- KITSU_BENCH_MODE=flood it is one client instead: random unknown emails, one address.
+-- KITSU_BENCH_MODE=flood it is one client instead: random unknown emails, one address. With
+-- KITSU_BENCH_MODE=forgot (ops/bench/accounts.py) each request is POST /auth/password/forgot,
+-- alternating a seeded person and an unknown email.
 local threads = {}
 local counter = 0
 local users = 1000
 local password = "bench password"
 local flood = false
+local forgot = false
 statuses = {}
 
 function setup(thread)
@@ -20,6 +23,7 @@ function init(args)
   password = os.getenv("KITSU_BENCH_PASSWORD") or password
   counter = offset or 0
   flood = os.getenv("KITSU_BENCH_MODE") == "flood"
+  forgot = os.getenv("KITSU_BENCH_MODE") == "forgot"
 end
 
 function request()
@@ -30,6 +34,14 @@ function request()
   if flood then
     email = string.format("flood-%d-%d@example.test", counter, math.random(1e9))
     address = "203.0.113.66"
+  end
+  if forgot then
+    if counter % 2 == 0 then
+      email = string.format("nobody-%d-%d@example.test", counter, math.random(1e9))
+    end
+    return wrk.format("POST", "/auth/password/forgot",
+                      { ["Content-Type"] = "application/json", ["X-Forwarded-For"] = address },
+                      string.format('{"email":"%s"}', email))
   end
   local body = string.format('{"email":"%s","password":"%s"}', email, password)
   return wrk.format("POST", "/auth/login",

@@ -15,7 +15,6 @@ create or replace function ingest.defer(p_task text, p_args jsonb default '{}') 
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_lock text;
-  v_ids bigint[];
   v_request_id text := pg_catalog.left(private.request_header('x-request-id'), 64);
 begin
   p_args := coalesce(p_args, '{}');
@@ -27,14 +26,7 @@ begin
     raise exception 'unknown sync task %', p_task using errcode = 'KI005',
       hint = 'one of ' || pg_catalog.array_to_string(ingest.sync_tasks(), ', ');
   end if;
-  begin
-    v_ids := procrastinate.procrastinate_defer_jobs_v1(array[
-      row('sync', p_task, 0, v_lock, v_lock, p_args, null)
-        ::procrastinate.procrastinate_job_to_defer_v1]);
-  exception when unique_violation then
-    return null;
-  end;
-  return v_ids[1];
+  return private.defer_job('sync', p_task, v_lock, v_lock, p_args);
 end
 $$;
 

@@ -2,25 +2,34 @@
 -- operator reads about delivery. auth.* functions queue; the send_mail task (ingest/mail.py)
 -- delivers through ingest.mail_* (sql/ingest/mail.sql).
 
-/* Queue the send_mail job of one outbox row, in the caller's transaction (so a rolled-back
-   request leaves neither). lock = queueing_lock = 'mail:<id>': one delivery of a mail runs at a
-   time and at most one waits. Returns the job id, or null when a job already waits. Called by
-   private.queue_mail and by the stalled-job sweeper (a worker died while sending). */
-create or replace function private.defer_mail(p_outbox_id bigint) returns bigint
+/* Queue one Procrastinate job from SQL, in the caller's transaction; null when a job with the
+   same queueing lock already waits (procrastinate_defer_jobs_v1 raises unique_violation then).
+   Used by ingest.defer (syncs) and private.defer_mail. */
+create or replace function private.defer_job(p_queue text, p_task text, p_lock text, p_queueing_lock text,
+                                             p_args jsonb)
+returns bigint
 language plpgsql volatile security definer set search_path = '' as $$
 declare
-  v_lock text := 'mail:' || p_outbox_id;
   v_ids bigint[];
 begin
-  begin
-    v_ids := procrastinate.procrastinate_defer_jobs_v1(array[
-      row('mail', 'send_mail', 0, v_lock, v_lock, jsonb_build_object('outbox_id', p_outbox_id), null)
-        ::procrastinate.procrastinate_job_to_defer_v1]);
-  exception when unique_violation then
-    return null;
-  end;
+  v_ids := procrastinate.procrastinate_defer_jobs_v1(array[
+    row(p_queue, p_task, 0, p_lock, p_queueing_lock, p_args, null)::procrastinate.procrastinate_job_to_defer_v1]);
   return v_ids[1];
+exception when unique_violation then
+  return null;
 end
+$$;
+
+/* Queue the send_mail job of one outbox row, in the caller's transaction (so a rolled-back
+   request leaves neither). queueing_lock = 'mail:<id>': at most one job of a mail waits, and a
+   new one is made only when none is left (at the insert, or by the stalled-job sweeper after it
+   failed the job of a dead worker), so one delivery of a mail runs at a time. No `lock`:
+   Procrastinate's fetch checks every waiting job's lock against the others, which with
+   thousands of mails waiting made each fetch take ~0.6 s (bench-accounts: 1 mail/s). */
+create or replace function private.defer_mail(p_outbox_id bigint) returns bigint
+language sql volatile security definer set search_path = '' as $$
+  select private.defer_job('mail', 'send_mail', null, 'mail:' || p_outbox_id,
+                           jsonb_build_object('outbox_id', p_outbox_id))
 $$;
 
 /* Write one mail to the outbox and queue its delivery. The Message-ID is chosen here, once, so
