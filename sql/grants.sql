@@ -183,3 +183,10 @@ grant execute on function private.ip_banned(inet), private.client_ip(), private.
 grant select on private.admin_ip_bans to web_user;
 grant select on api.admin_ip_bans to web_user;
 grant execute on function api.admin_ban_ip(text, text, timestamptz), api.admin_unban_ip(bigint, text) to web_user;
+
+-- admin, complete (issue 13): people, roles and permissions -------------------------------
+grant execute on function private.admin_gate_any(text[]) to web_user;
+grant select on private.admin_user_sessions, private.admin_roles, private.admin_permissions to web_user;
+grant select on api.admin_user_sessions, api.admin_roles, api.admin_permissions to web_user;
+grant execute on function api.admin_set_user_active(uuid, boolean, text), api.admin_update_user(uuid, text, text),
+  api.admin_revoke_sessions(uuid, uuid, text) to web_user;
