@@ -190,3 +190,10 @@ grant select on private.admin_user_sessions, private.admin_roles, private.admin_
 grant select on api.admin_user_sessions, api.admin_roles, api.admin_permissions to web_user;
 grant execute on function api.admin_set_user_active(uuid, boolean, text), api.admin_update_user(uuid, text, text),
   api.admin_revoke_sessions(uuid, uuid, text) to web_user;
+
+-- admin, complete (issue 13): ingest review and genres ------------------------------------
+-- the preview's expressions run as the caller: two pure helpers
+grant execute on function private.anime_content_fields(), private.jsonb_pick(jsonb, text[]) to web_user;
+grant select on private.admin_publish_preview, private.admin_genres to web_user;
+grant select on api.admin_publish_preview, api.admin_genres to web_user;
+grant execute on function api.admin_set_anime_genres(uuid, integer[], text) to web_user;
