@@ -111,14 +111,26 @@ declare
   target data.anime;
 begin
   select * into target from data.anime a where a.id = admin_anime_for_update.anime_id for update;
-  if not found then
-    perform private.raise_error(404, 'anime_not_found', 'No title has this id.');
-  end if;
-  if target.deleted_at is not null and not admin_anime_for_update.allow_deleted then
-    perform private.raise_error(410, 'anime_deleted', 'This title is deleted; restore it first.',
-                                hint => 'rpc/admin_restore_anime');
-  end if;
+  perform private.refuse_gone('anime', target.id, target.deleted_at, admin_anime_for_update.allow_deleted);
   return target;
+end
+$$;
+
+/* The refusals of a row an admin RPC changes: 404 <kind>_not_found when it was not found (id
+   null), 410 <kind>_deleted when soft-deleted (unless allowed: restore, delete). */
+create or replace function private.refuse_gone(kind text, id uuid, deleted_at timestamptz, allow_deleted boolean)
+returns void
+language plpgsql stable set search_path = '' as $$
+declare
+  noun text := case kind when 'anime' then 'title' else kind end;
+begin
+  if id is null then
+    perform private.raise_error(404, kind || '_not_found', format('No %s has this id.', noun));
+  end if;
+  if deleted_at is not null and not allow_deleted then
+    perform private.raise_error(410, kind || '_deleted', format('This %s is deleted; restore it first.', noun),
+                                hint => format('rpc/admin_restore_%s', kind));
+  end if;
 end
 $$;
 

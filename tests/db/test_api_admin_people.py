@@ -115,7 +115,8 @@ def test_the_last_super_admin_can_be_neither_deactivated_nor_stripped(world):
         remove_other_super_admins(world, [last["id"]])
         refused = call(world, manager["token"], "POST", "/rpc/admin_set_user_active", user_id=last["id"], active=False)
         assert (refused.status_code, refused.json()["code"]) == (409, "last_super_admin")
-        stripped = call(world, manager["token"], "POST", "/rpc/admin_revoke_role", user_id=last["id"], role="super_admin")
+        stripped = call(world, manager["token"], "POST", "/rpc/admin_revoke_role", user_id=last["id"],
+                        role="super_admin")
         assert (stripped.status_code, stripped.json()["code"]) == (409, "last_super_admin")
         assert call(world, last["token"], "GET", "/admin_users?limit=1").status_code == 200  # nothing changed
     finally:

@@ -10,13 +10,10 @@ import uuid
 import httpx
 import psycopg
 import pytest
-from psycopg.types.json import Jsonb
 
 from fake_upstream import fixtures
 from tests.conftest import owner_connect
-from tests.helpers import create_user
-
-SHIKIMORI = "https://shikimori.example"
+from tests.helpers import create_user, sync_in_sql
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +35,7 @@ def call(world, who: str, method: str, path: str, **body: object) -> httpx.Respo
 
 def stage(world, items: list[dict], publish: bool) -> None:
     with owner_connect(world["db"]) as conn:
-        job = 7000 + conn.execute("select count(*) from data.sync_runs").fetchone()[0]
-        run = conn.execute("select id from ingest.begin_run('sync_catalog', %s, '{}', null, 1)", (job,)).fetchone()[0]
-        conn.execute("select ingest.stage_anime(%s, %s, '{\"page\": 2}', %s, %s, 1)", (run, job, Jsonb(items), SHIKIMORI))
-        conn.execute("select ingest.finish_run(%s, %s, 'succeeded', p_publish => %s)", (run, job, publish))
+        sync_in_sql(conn, titles=items, publish=publish)
 
 
 def catalog_row(world, shikimori_id: int) -> dict:
