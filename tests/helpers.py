@@ -41,16 +41,18 @@ def create_anime(conn: psycopg.Connection, title: str | None = None, *, state: s
 
 
 def sync_in_sql(conn: psycopg.Connection, *, titles: list | None = None, kodik: list | None = None,
-                publish: bool = True) -> None:
+                publish: bool = True, args: dict | None = None) -> None:
     """What a worker's sync_catalog (titles) and sync_episodes (kodik results) do in SQL: begin
-    a run, stage one page, finish the run, which publishes as the system actor (unless not)."""
+    a run (with the job's `args`), stage one page, finish the run, which publishes as the system
+    actor (unless not, or a dry run)."""
     from psycopg.types.json import Jsonb
 
     for task, items in (("sync_catalog", titles), ("sync_episodes", kodik)):
         if items is None:
             continue
         job = 90000 + conn.execute("select count(*) from data.sync_runs").fetchone()[0]
-        run = conn.execute("select id from ingest.begin_run(%s, %s, '{}', null, 1)", (task, job)).fetchone()[0]
+        run = conn.execute("select id from ingest.begin_run(%s, %s, %s, null, 1)",
+                           (task, job, Jsonb(args or {}))).fetchone()[0]
         if task == "sync_catalog":
             conn.execute("select ingest.stage_anime(%s, %s, '{\"page\": 2}', %s, 'https://shikimori.example', 1)",
                          (run, job, Jsonb(items)))

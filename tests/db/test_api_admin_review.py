@@ -33,9 +33,9 @@ def call(world, who: str, method: str, path: str, **body: object) -> httpx.Respo
         return c.request(method, path, json=body or None)
 
 
-def stage(world, items: list[dict], publish: bool) -> None:
+def stage(world, items: list[dict], publish: bool, args: dict | None = None) -> None:
     with owner_connect(world["db"]) as conn:
-        sync_in_sql(conn, titles=items, publish=publish)
+        sync_in_sql(conn, titles=items, publish=publish, args=args)
 
 
 def catalog_row(world, shikimori_id: int) -> dict:
@@ -83,3 +83,31 @@ def test_hand_edited_genres_survive_a_sync(world):
     assert row["genres"] == shown and float(row["score"]) == 2.5
     missing = call(world, "editor", "POST", "/rpc/admin_set_anime_genres", id=str(uuid.uuid4()), genre_ids=[])
     assert missing.status_code == 404
+
+
+def test_a_dry_run_stages_and_publishes_nothing(world):
+    title = copy.deepcopy(fixtures.generate(5)[3])
+    stage(world, [title], publish=True, args={"dry_run": True})  # the worker finishes it as usual
+    assert catalog_row(world, int(title["id"])) is None
+    [row] = call(world, "admin", "GET", f"/admin_publish_preview?shikimori_id=eq.{title['id']}").json()
+    assert row["action"] == "insert"
+    published = call(world, "admin", "POST", "/rpc/admin_publish", shikimori_ids=[int(title["id"])])
+    assert published.json()["published"]["anime_inserted"] == 1
+    refused = call(world, "admin", "POST", "/rpc/admin_trigger_sync", task="sync_catalog", args={"dry_run": "yes"})
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_args")
+    queued = call(world, "admin", "POST", "/rpc/admin_trigger_sync", task="sync_catalog", args={"dry_run": True})
+    assert queued.status_code == 200, queued.text
+    with owner_connect(world["db"]) as conn:
+        args = conn.execute("select args from procrastinate.procrastinate_jobs where id = %s",
+                            (queued.json()["job_id"],)).fetchone()[0]
+        conn.execute("delete from procrastinate.procrastinate_jobs")
+    assert args["dry_run"] is True
+
+
+def test_the_sync_tasks_accept_dry_run():
+    import inspect
+
+    from ingest import tasks
+
+    for task in (tasks.sync_catalog, tasks.sync_schedule, tasks.sync_episodes):
+        assert "dry_run" in inspect.signature(task.func).parameters
