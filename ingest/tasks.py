@@ -40,10 +40,12 @@ def job_args(tick: int | None, **extra: Any) -> dict[str, Any]:
     queueing_lock=lock("sync_catalog"),
     pass_context=True,
 )
-async def sync_catalog(context: JobContext, tick: int | None = None, request_id: str | None = None) -> None:
-    """All Shikimori titles into staging, then publish."""
+async def sync_catalog(
+    context: JobContext, tick: int | None = None, request_id: str | None = None, dry_run: bool | None = None
+) -> None:
+    """All Shikimori titles into staging, then publish (not in a dry run: ingest.finish_run)."""
     assert context.job.id is not None
-    await sync.run("sync_catalog", context.job.id, job_args(tick), request_id)
+    await sync.run("sync_catalog", context.job.id, job_args(tick, dry_run=dry_run), request_id)
 
 
 @app.task(
@@ -53,10 +55,12 @@ async def sync_catalog(context: JobContext, tick: int | None = None, request_id:
     queueing_lock=lock("sync_schedule"),
     pass_context=True,
 )
-async def sync_schedule(context: JobContext, tick: int | None = None, request_id: str | None = None) -> None:
-    """The Shikimori calendar into staging, then publish."""
+async def sync_schedule(
+    context: JobContext, tick: int | None = None, request_id: str | None = None, dry_run: bool | None = None
+) -> None:
+    """The Shikimori calendar into staging, then publish (not in a dry run)."""
     assert context.job.id is not None
-    await sync.run("sync_schedule", context.job.id, job_args(tick), request_id)
+    await sync.run("sync_schedule", context.job.id, job_args(tick, dry_run=dry_run), request_id)
 
 
 @app.task(
@@ -71,10 +75,12 @@ async def sync_episodes(
     tick: int | None = None,
     shikimori_ids: list[int] | None = None,
     request_id: str | None = None,
+    dry_run: bool | None = None,
 ) -> None:
-    """Kodik players (all, or for `shikimori_ids`) into staging, then publish."""
+    """Kodik players (all, or for `shikimori_ids`) into staging, then publish (not in a dry run)."""
     assert context.job.id is not None
-    await sync.run("sync_episodes", context.job.id, job_args(tick, shikimori_ids=shikimori_ids), request_id)
+    args = job_args(tick, shikimori_ids=shikimori_ids, dry_run=dry_run)
+    await sync.run("sync_episodes", context.job.id, args, request_id)
 
 
 @app.task(

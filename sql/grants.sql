@@ -204,3 +204,17 @@ grant execute on function private.replica_pre_request(), private.replica_lag_sec
   to authenticator, anon, web_user;
 -- metrics (ingest/metrics.py, contract §14): the workers' /metrics reads these at scrape time
 grant execute on function ingest.queue_metrics(), ingest.sync_progress(), ingest.database_metrics() to ingest_worker;
+
+-- admin, complete (issue 13): people, roles and permissions -------------------------------
+grant execute on function private.admin_gate_any(text[]) to web_user;
+grant select on private.admin_user_sessions, private.admin_roles, private.admin_permissions to web_user;
+grant select on api.admin_user_sessions, api.admin_roles, api.admin_permissions to web_user;
+grant execute on function api.admin_set_user_active(uuid, boolean, text), api.admin_update_user(uuid, text, text),
+  api.admin_revoke_sessions(uuid, uuid, text) to web_user;
+
+-- admin, complete (issue 13): ingest review and genres ------------------------------------
+-- the preview's expressions run as the caller: two pure helpers
+grant execute on function private.anime_content_fields(), private.jsonb_pick(jsonb, text[]) to web_user;
+grant select on private.admin_publish_preview, private.admin_genres to web_user;
+grant select on api.admin_publish_preview, api.admin_genres to web_user;
+grant execute on function api.admin_set_anime_genres(uuid, integer[], text) to web_user;

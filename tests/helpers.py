@@ -38,3 +38,24 @@ def create_anime(conn: psycopg.Connection, title: str | None = None, *, state: s
         conn.execute("insert into data.episodes (anime_id, number, title, aired_at) values (%s, %s, %s, %s)",
                      (anime_id, number, f"Episode {number}", datetime.now(UTC) - timedelta(days=7 * number)))
     return anime_id
+
+
+def sync_in_sql(conn: psycopg.Connection, *, titles: list | None = None, kodik: list | None = None,
+                publish: bool = True, args: dict | None = None) -> None:
+    """What a worker's sync_catalog (titles) and sync_episodes (kodik results) do in SQL: begin
+    a run (with the job's `args`), stage one page, finish the run, which publishes as the system
+    actor (unless not, or a dry run)."""
+    from psycopg.types.json import Jsonb
+
+    for task, items in (("sync_catalog", titles), ("sync_episodes", kodik)):
+        if items is None:
+            continue
+        job = 90000 + conn.execute("select count(*) from data.sync_runs").fetchone()[0]
+        run = conn.execute("select id from ingest.begin_run(%s, %s, %s, null, 1)",
+                           (task, job, Jsonb(args or {}))).fetchone()[0]
+        if task == "sync_catalog":
+            conn.execute("select ingest.stage_anime(%s, %s, '{\"page\": 2}', %s, 'https://shikimori.example', 1)",
+                         (run, job, Jsonb(items)))
+        else:
+            conn.execute("select ingest.stage_episodes(%s, %s, '{\"done\": true}', %s, 1, 1)", (run, job, Jsonb(items)))
+        conn.execute("select ingest.finish_run(%s, %s, 'succeeded', p_publish => %s)", (run, job, publish))

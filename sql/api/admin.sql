@@ -429,14 +429,15 @@ declare
 begin
   refusal := private.admin_denied_unless('admin.roles.manage', 'rpc/admin_revoke_role', admin_revoke_role.user_id::text);
   if refusal is not null then return refusal; end if;
+  if admin_revoke_role.role = 'super_admin' then
+    perform private.lock_super_admins();  -- concurrent removals run one after the other
+  end if;
   before_roles := private.user_role_names(admin_revoke_role.user_id);
   delete from data.user_roles ur
    where ur.user_id = admin_revoke_role.user_id and ur.role = admin_revoke_role.role;
   revoked := found;
-  if revoked and admin_revoke_role.role = 'super_admin'
-     and not exists (select 1 from data.user_roles ur join data.users u on u.id = ur.user_id
-                      where ur.role = 'super_admin' and u.is_active) then
-    perform private.raise_error(409, 'last_super_admin', 'The last active super_admin cannot lose the role.');
+  if revoked and admin_revoke_role.role = 'super_admin' then
+    perform private.refuse_without_super_admin();
   end if;
   return private.role_change_result('user_role.revoke', admin_revoke_role.user_id, admin_revoke_role.role,
                                     revoked, before_roles, admin_revoke_role.reason);

@@ -300,29 +300,12 @@ create function api.admin_hide_player(episode_id uuid, translation_id integer, h
 returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 declare
-  episode data.episodes;
-  before_link data.episode_sources;
-  after_link data.episode_sources;
   refusal jsonb;
 begin
   refusal := private.admin_denied_unless('episode.edit', 'rpc/admin_hide_player', admin_hide_player.episode_id::text);
   if refusal is not null then return refusal; end if;
-  episode := private.admin_episode_for_update(admin_hide_player.episode_id);
-  perform private.episode_refuse_locked(episode, array['sources']);
-  before_link := private.admin_player_for_update(episode.id, admin_hide_player.translation_id);
-  if (before_link.hidden_at is not null) = coalesce(admin_hide_player.hidden, true) then
-    return private.admin_episode_result(episode.id, null, array['no_changes']);
-  end if;
-  update data.episode_sources s
-     set hidden_at = case when coalesce(admin_hide_player.hidden, true) then now() end,
-         hidden_by = case when coalesce(admin_hide_player.hidden, true) then private.uid() end,
-         updated_by = private.uid(), updated_at = now()
-   where s.episode_id = episode.id and s.translation_id = before_link.translation_id
-  returning s.* into after_link;
-  return private.admin_episode_result(episode.id,
-    private.audit(case when after_link.hidden_at is not null then 'episode.player_hide' else 'episode.player_show' end,
-                  'episode', episode.id::text, private.player_audit_doc(before_link),
-                  private.player_audit_doc(after_link), admin_hide_player.reason));
+  return private.admin_set_player_flag(admin_hide_player.episode_id, admin_hide_player.translation_id, 'hidden',
+                                       coalesce(admin_hide_player.hidden, true), admin_hide_player.reason);
 end
 $$;
 comment on function api.admin_hide_player(uuid, integer, boolean, text) is $$Hide (or show again) one player link (permission episode.edit)
@@ -335,28 +318,13 @@ returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   lock_it boolean := coalesce(admin_lock_player.locked, true);
-  episode data.episodes;
-  before_link data.episode_sources;
-  after_link data.episode_sources;
   refusal jsonb;
 begin
   refusal := private.admin_denied_unless(case when lock_it then 'episode.lock' else 'episode.unlock' end,
                                          'rpc/admin_lock_player', admin_lock_player.episode_id::text);
   if refusal is not null then return refusal; end if;
-  episode := private.admin_episode_for_update(admin_lock_player.episode_id);
-  before_link := private.admin_player_for_update(episode.id, admin_lock_player.translation_id);
-  if (before_link.locked_at is not null) = lock_it then
-    return private.admin_episode_result(episode.id, null, array['no_changes']);
-  end if;
-  update data.episode_sources s
-     set locked_at = case when lock_it then now() end,
-         locked_by = case when lock_it then private.uid() end
-   where s.episode_id = episode.id and s.translation_id = before_link.translation_id
-  returning s.* into after_link;
-  return private.admin_episode_result(episode.id,
-    private.audit(case when lock_it then 'episode.player_lock' else 'episode.player_unlock' end,
-                  'episode', episode.id::text, private.player_audit_doc(before_link),
-                  private.player_audit_doc(after_link), admin_lock_player.reason));
+  return private.admin_set_player_flag(admin_lock_player.episode_id, admin_lock_player.translation_id, 'locked',
+                                       lock_it, admin_lock_player.reason);
 end
 $$;
 comment on function api.admin_lock_player(uuid, integer, boolean, text) is $$Lock (or unlock) one player link (permission episode.lock; unlocking: episode.unlock)

@@ -297,6 +297,12 @@ begin
   if admin_trigger_sync.args is not null and jsonb_typeof(admin_trigger_sync.args) <> 'object' then
     perform private.raise_error(400, 'invalid_args', 'args must be a JSON object ({} for a full run).');
   end if;
+  -- a dry run fetches and stages but publishes nothing (ingest.finish_run; issue 13)
+  if admin_trigger_sync.args ? 'dry_run' and (jsonb_typeof(admin_trigger_sync.args -> 'dry_run') <> 'boolean'
+                                              or admin_trigger_sync.task = 'autoupdate') then
+    perform private.raise_error(400, 'invalid_args',
+      'dry_run must be true or false, and is for sync_catalog, sync_schedule and sync_episodes.');
+  end if;
   -- for share: an emergency stop waits for this request, then cancels what it queued
   select * into settings from data.ingest_settings s for share;
   if settings.stopped_at is not null then

@@ -59,7 +59,9 @@ language sql volatile security definer set search_path = '' as $$
 $$;
 
 /* End a run. 'succeeded' publishes staging into the catalog in the same transaction when the
-   settings say auto_publish (p_publish = false skips it). */
+   settings say auto_publish (p_publish = false skips it), unless the run is a dry run (args
+   {"dry_run": true}, rpc/admin_trigger_sync): it fetched and staged, and publishes nothing;
+   what it staged waits for a publish (admin_publish_preview shows it). */
 create or replace function ingest.finish_run(p_run_id bigint, p_job_id bigint, p_status text,
                                              p_error_code text default null, p_error text default null,
                                              p_publish boolean default true)
@@ -73,7 +75,8 @@ begin
   if not found or r.job_id is distinct from p_job_id or r.finished_at is not null then
     raise exception 'sync run % is no longer owned by job %', p_run_id, p_job_id using errcode = 'KI001';
   end if;
-  if p_status = 'succeeded' and p_publish and (select s.auto_publish from data.ingest_settings s) then
+  if p_status = 'succeeded' and p_publish and (select s.auto_publish from data.ingest_settings s)
+     and not coalesce(r.args @> '{"dry_run": true}', false) then
     v_published := ingest.publish(p_run_id);
   end if;
   update data.sync_runs

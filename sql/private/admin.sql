@@ -111,14 +111,26 @@ declare
   target data.anime;
 begin
   select * into target from data.anime a where a.id = admin_anime_for_update.anime_id for update;
-  if not found then
-    perform private.raise_error(404, 'anime_not_found', 'No title has this id.');
-  end if;
-  if target.deleted_at is not null and not admin_anime_for_update.allow_deleted then
-    perform private.raise_error(410, 'anime_deleted', 'This title is deleted; restore it first.',
-                                hint => 'rpc/admin_restore_anime');
-  end if;
+  perform private.refuse_gone('anime', target.id, target.deleted_at, admin_anime_for_update.allow_deleted);
   return target;
+end
+$$;
+
+/* The refusals of a row an admin RPC changes: 404 <kind>_not_found when it was not found (id
+   null), 410 <kind>_deleted when soft-deleted (unless allowed: restore, delete). */
+create or replace function private.refuse_gone(kind text, id uuid, deleted_at timestamptz, allow_deleted boolean)
+returns void
+language plpgsql stable set search_path = '' as $$
+declare
+  noun text := case kind when 'anime' then 'title' else kind end;
+begin
+  if id is null then
+    perform private.raise_error(404, kind || '_not_found', format('No %s has this id.', noun));
+  end if;
+  if deleted_at is not null and not allow_deleted then
+    perform private.raise_error(410, kind || '_deleted', format('This %s is deleted; restore it first.', noun),
+                                hint => format('rpc/admin_restore_%s', kind));
+  end if;
 end
 $$;
 
@@ -275,23 +287,31 @@ language sql volatile set search_path = '' as $$
                                         admin_denied_unless.target) end
 $$;
 
--- Gate of the admin views: true with the permission, else 403 (not audited: GET is read-only).
-create or replace function private.admin_gate(permission text) returns boolean
+-- Gate of the admin views: true with one of the permissions, else 403 (not audited: GET is
+-- read-only).
+create or replace function private.admin_gate_any(permissions text[]) returns boolean
 language plpgsql stable set search_path = '' as $$
 begin
-  if not private.has_permission(admin_gate.permission) then
+  if not exists (select 1 from unnest(admin_gate_any.permissions) p where private.has_permission(p)) then
     perform private.raise_error(403, 'permission_denied',
-                                format('This needs the permission %s.', admin_gate.permission));
+      case when cardinality(admin_gate_any.permissions) = 1
+           then format('This needs the permission %s.', admin_gate_any.permissions[1])
+           else format('This needs one of the permissions %s.', array_to_string(admin_gate_any.permissions, ', ')) end);
   end if;
   return true;
 end
+$$;
+
+create or replace function private.admin_gate(permission text) returns boolean
+language sql stable set search_path = '' as $$
+  select private.admin_gate_any(array[admin_gate.permission])
 $$;
 
 -- The gated row sources (owner rights; see the header). web_user may select from these only.
 create or replace view private.admin_anime as
 select r.* from private.admin_anime_all r where private.admin_gate('anime.view');
 
-create or replace view private.admin_users as
+create or replace view private.admin_users_all as
 select u.id, u.email, u.display_name, u.avatar_url, u.is_active,
        array(select ur.role from data.user_roles ur where ur.user_id = u.id order by ur.role) as roles,
        array(select distinct rp.permission
@@ -301,8 +321,10 @@ select u.id, u.email, u.display_name, u.avatar_url, u.is_active,
          where s.user_id = u.id and private.session_live(s.revoked_at, s.expires_at)) as live_sessions,
        (select max(s.last_used_at) from data.sessions s where s.user_id = u.id) as last_seen_at,
        u.created_at, u.updated_at
-  from data.users u
- where private.admin_gate('admin.users.view');
+  from data.users u;
+
+create or replace view private.admin_users as
+select r.* from private.admin_users_all r where private.admin_gate('admin.users.view');
 
 create or replace view private.admin_audit_log as
 select l.id, l.created_at, l.actor_id, l.actor_type, l.action, l.entity_type, l.entity_id,

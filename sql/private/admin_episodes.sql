@@ -68,13 +68,7 @@ declare
   target data.episodes;
 begin
   select * into target from data.episodes e where e.id = admin_episode_for_update.episode_id for update;
-  if not found then
-    perform private.raise_error(404, 'episode_not_found', 'No episode has this id.');
-  end if;
-  if target.deleted_at is not null and not admin_episode_for_update.allow_deleted then
-    perform private.raise_error(410, 'episode_deleted', 'This episode is deleted; restore it first.',
-                                hint => 'rpc/admin_restore_episode');
-  end if;
+  perform private.refuse_gone('episode', target.id, target.deleted_at, admin_episode_for_update.allow_deleted);
   return target;
 end
 $$;
@@ -124,4 +118,41 @@ language sql immutable set search_path = '' as $$
     jsonb_build_object('translation_id', link.translation_id, 'player_url', link.player_url,
                        'quality', link.quality, 'source', link.source,
                        'locked', link.locked_at is not null, 'hidden', link.hidden_at is not null) end
+$$;
+
+/* Hide / show or lock / unlock one player link of a live episode (the body of
+   api.admin_hide_player and api.admin_lock_player, after their permission check). Hiding is an
+   edit of the episode's links, so a `sources` / `*` lock refuses it (423); locking is not.
+   Audited episode.player_hide / _show / _lock / _unlock; {episode, audit_log_id, warnings}. */
+create or replace function private.admin_set_player_flag(episode_id uuid, translation_id integer, flag text,
+                                                         value boolean, reason text)
+returns jsonb
+language plpgsql volatile set search_path = '' as $$
+declare
+  episode data.episodes := private.admin_episode_for_update(admin_set_player_flag.episode_id);
+  before_link data.episode_sources;
+  after_link data.episode_sources;
+begin
+  if flag = 'hidden' then
+    perform private.episode_refuse_locked(episode, array['sources']);
+  end if;
+  before_link := private.admin_player_for_update(episode.id, admin_set_player_flag.translation_id);
+  if (case flag when 'hidden' then before_link.hidden_at else before_link.locked_at end is not null) = value then
+    return private.admin_episode_result(episode.id, null, array['no_changes']);
+  end if;
+  update data.episode_sources s
+     set hidden_at = case when flag = 'hidden' then case when value then now() end else s.hidden_at end,
+         hidden_by = case when flag = 'hidden' then case when value then private.uid() end else s.hidden_by end,
+         locked_at = case when flag = 'locked' then case when value then now() end else s.locked_at end,
+         locked_by = case when flag = 'locked' then case when value then private.uid() end else s.locked_by end,
+         updated_by = case when flag = 'hidden' then private.uid() else s.updated_by end,
+         updated_at = case when flag = 'hidden' then now() else s.updated_at end
+   where s.episode_id = episode.id and s.translation_id = before_link.translation_id
+  returning s.* into after_link;
+  return private.admin_episode_result(episode.id,
+    private.audit('episode.player_' || case when flag = 'hidden' then case when value then 'hide' else 'show' end
+                                            else case when value then 'lock' else 'unlock' end end,
+                  'episode', episode.id::text, private.player_audit_doc(before_link),
+                  private.player_audit_doc(after_link), admin_set_player_flag.reason));
+end
 $$;

@@ -13,15 +13,13 @@ import uuid
 import httpx
 import psycopg
 import pytest
-from psycopg.types.json import Jsonb
 
 from fake_upstream import fixtures
 from tests.conftest import owner_connect
-from tests.helpers import create_anime, create_user
+from tests.helpers import create_anime, create_user, sync_in_sql
 
 HEADERS = {"User-Agent": "episode-admin-tests/1.0", "X-Forwarded-For": "203.0.113.30"}
 ROLES = ("super_admin", "admin", "moderator", "editor", "support")
-SHIKIMORI = "https://shikimori.example"
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +75,9 @@ def test_the_list_shows_every_episode_with_its_links_per_translation(world):
     with client(world, "support") as c:  # support reads (episode.view), changes nothing
         rows = c.get("/admin_episodes", params={"anime_id": f"eq.{anime_id}"}).json()
     assert [r["id"] for r in rows] == [episode_id]
-    assert [(s["translation_id"], s["translation_title"], s["player_url"], s["hidden"]) for s in rows[0]["sources"]] == [
-        (609, "AniDUB", "https://kodik.test/609", False), (610, "AniLibria", "https://kodik.test/610", False)]
+    links = [(s["translation_id"], s["translation_title"], s["player_url"], s["hidden"]) for s in rows[0]["sources"]]
+    assert links == [(609, "AniDUB", "https://kodik.test/609", False),
+                     (610, "AniLibria", "https://kodik.test/610", False)]
     assert rpc(world, "support", "admin_update_episode", id=episode_id, patch={"title": "x"}).status_code == 403
     with client(world, "plain") as c:
         assert c.get("/admin_episodes").status_code == 403
@@ -86,16 +85,18 @@ def test_the_list_shows_every_episode_with_its_links_per_translation(world):
 
 def test_create_edit_and_their_refusals_each_write_one_audit_row(world):
     anime_id, _ = titled_episode(world, links=0)
-    created = rpc(world, "editor", "admin_create_episode", anime_id=anime_id, number=2, title="Second", reason="missing")
+    created = rpc(world, "editor", "admin_create_episode", anime_id=anime_id, number=2, title="Second",
+                  reason="missing")
     assert created.status_code == 200, created.text
     episode = created.json()["episode"]
-    assert (episode["source"], episode["created_by"], episode["number"]) == ("manual", str(world["people"]["editor"]), 2)
+    editor = str(world["people"]["editor"])
+    assert (episode["source"], episode["created_by"], episode["number"]) == ("manual", editor, 2)
     assert audit_count(world, episode["id"]) == 1
     again = rpc(world, "editor", "admin_create_episode", anime_id=anime_id, number=2)
     assert (again.status_code, again.json()["code"]) == (409, "episode_exists")
 
     edited = rpc(world, "editor", "admin_update_episode", id=episode["id"], patch={"title": "Two"})
-    assert edited.json()["episode"]["title"] == "Two" and edited.json()["episode"]["updated_by"] == str(world["people"]["editor"])
+    assert (edited.json()["episode"]["title"], edited.json()["episode"]["updated_by"]) == ("Two", editor)
     row = query(world, "select action, before, after from data.audit_log where entity_id = %s order by id desc limit 1",
                 episode["id"])[0]
     assert row == {"action": "episode.update", "before": {"title": "Second"}, "after": {"title": "Two"}}
@@ -127,7 +128,8 @@ def test_soft_delete_hides_the_episode_refuses_edits_with_410_and_restore_brings
     _, episode_id = titled_episode(world)
     no_reason = rpc(world, "admin", "admin_delete_episode", id=episode_id, reason=" ")
     assert (no_reason.status_code, no_reason.json()["code"]) == (400, "reason_required")
-    assert rpc(world, "admin", "admin_delete_episode", id=episode_id, reason="duplicate").json()["episode"]["is_deleted"]
+    deleted = rpc(world, "admin", "admin_delete_episode", id=episode_id, reason="duplicate")
+    assert deleted.json()["episode"]["is_deleted"]
     with client(world) as anon:
         assert anon.get("/episodes", params={"id": f"eq.{episode_id}"}).json() == []
     gone = rpc(world, "editor", "admin_update_episode", id=episode_id, patch={"title": "x"})
@@ -177,17 +179,9 @@ def test_fixing_and_locking_one_link(world):
 
 # --- end to end: a sync keeps a locked link ------------------------------------------------------
 
-def sync(world, items: list[dict], kodik: list[dict]) -> None:
-    """What a worker's catalog and episodes syncs do in SQL: stage, then finish the run (which
-    publishes, as the system actor)."""
+def sync(world, titles: list[dict], kodik: list[dict]) -> None:
     with owner_connect(world["db"]) as conn:
-        job = 9000 + conn.execute("select count(*) from data.sync_runs").fetchone()[0]
-        run = conn.execute("select id from ingest.begin_run('sync_catalog', %s, '{}', null, 1)", (job,)).fetchone()[0]
-        conn.execute("select ingest.stage_anime(%s, %s, '{\"page\": 2}', %s, %s, 1)", (run, job, Jsonb(items), SHIKIMORI))
-        conn.execute("select ingest.finish_run(%s, %s, 'succeeded')", (run, job))
-        run = conn.execute("select id from ingest.begin_run('sync_episodes', %s, '{}', null, 1)", (job + 1,)).fetchone()[0]
-        conn.execute("select ingest.stage_episodes(%s, %s, '{\"done\": true}', %s, 1, 1)", (run, job + 1, Jsonb(kodik)))
-        conn.execute("select ingest.finish_run(%s, %s, 'succeeded')", (run, job + 1))
+        sync_in_sql(conn, titles=titles, kodik=kodik)
 
 
 def test_a_sync_keeps_a_locked_player_link_and_audits_its_other_changes_as_the_system(world):

@@ -1,0 +1,38 @@
+/* Ingest review helpers (issue 13; docs/admin-api.md "Ingest review"): the publish preview, a
+   field-by-field diff between what is staged and the catalog, computed with the rules of
+   ingest.publish_titles (fields edited or locked by hand are kept, not written). */
+
+/* Every staged title a publish would write (pending, not unmatched), with what would change.
+   The staged payload goes through the same jsonb_populate_record as the publish, so both
+   sides have the catalog's types and compare exactly. Inlined keep rule (ingest.keeps): this
+   view's expressions run as the caller, who may not execute ingest.*. */
+create or replace view private.admin_publish_preview_all as
+select sa.shikimori_id, a.id as anime_id,
+       case when a.id is null then 'insert' else 'update' end as action,
+       coalesce(a.title, staged.doc ->> 'title') as title,
+       coalesce((select jsonb_object_agg(f, jsonb_build_object('from', to_jsonb(a) -> f, 'to', staged.doc -> f) order by f)
+                   from unnest(private.anime_content_fields()) f
+                  where (to_jsonb(a) -> f) is distinct from (staged.doc -> f)
+                    and not coalesce(f = any (a.edited_fields) or f = any (a.locked_fields) or '*' = any (a.locked_fields), false)),
+                '{}'::jsonb) as changes,
+       array(select f from unnest(private.anime_content_fields()) f
+              where (to_jsonb(a) -> f) is distinct from (staged.doc -> f)
+                and coalesce(f = any (a.edited_fields) or f = any (a.locked_fields) or '*' = any (a.locked_fields), false)
+              order by f) as kept_fields,
+       sa.run_id, sa.fetched_at
+  from data.staging_anime sa
+  left join data.anime a on a.id = sa.anime_id
+                         or (sa.anime_id is null and sa.matched_by is null and a.shikimori_id = sa.shikimori_id)
+ cross join lateral (select to_jsonb(jsonb_populate_record(null::data.anime,
+                              private.jsonb_pick(sa.payload, private.anime_content_fields()))) as doc) staged
+ where sa.published_hash is distinct from sa.content_hash
+   and sa.matched_by is distinct from 'unmatched';
+
+create or replace view private.admin_publish_preview as
+select r.* from private.admin_publish_preview_all r where private.admin_gate('admin.parser.settings');
+
+create or replace view private.admin_genres as
+select g.id, g.name, g.name_ru,
+       (select count(*)::integer from data.anime_genres ag where ag.genre_id = g.id) as titles
+  from data.genres g
+ where private.admin_gate('anime.view');

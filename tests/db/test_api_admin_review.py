@@ -1,0 +1,113 @@
+"""Ingest review tools through a real PostgREST (issue 13): the publish preview shows, field by
+field, what the next publish would write and what it keeps (edited or locked by hand), writing
+nothing; genre editing makes the genres hand-edited, so a later sync keeps them."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+
+import httpx
+import psycopg
+import pytest
+
+from fake_upstream import fixtures
+from tests.conftest import owner_connect
+from tests.helpers import create_user, sync_in_sql
+
+
+@pytest.fixture(scope="module")
+def world(api_db, postgrest, mint):
+    tokens = {}
+    with owner_connect(api_db) as conn:
+        for role in ("admin", "editor"):
+            user_id, session_id = create_user(conn, f"{role}@review.test")
+            conn.execute("insert into data.user_roles (user_id, role) values (%s, %s)", (user_id, role))
+            tokens[role] = mint(user_id, session_id)
+    return {"url": postgrest.url, "db": api_db, "tokens": tokens}
+
+
+def call(world, who: str, method: str, path: str, **body: object) -> httpx.Response:
+    with httpx.Client(base_url=world["url"], timeout=10,
+                      headers={"Authorization": f"Bearer {world['tokens'][who]}"}) as c:
+        return c.request(method, path, json=body or None)
+
+
+def stage(world, items: list[dict], publish: bool, args: dict | None = None) -> None:
+    with owner_connect(world["db"]) as conn:
+        sync_in_sql(conn, titles=items, publish=publish, args=args)
+
+
+def catalog_row(world, shikimori_id: int) -> dict:
+    with owner_connect(world["db"]) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute("select * from data.anime where shikimori_id = %s", (shikimori_id,)).fetchone()
+
+
+def test_the_preview_diffs_staging_against_the_catalog_and_writes_nothing(world):
+    title = copy.deepcopy(fixtures.generate(5)[1])
+    shikimori_id = int(title["id"])
+    stage(world, [title], publish=False)
+    [new] = call(world, "admin", "GET", f"/admin_publish_preview?shikimori_id=eq.{shikimori_id}").json()
+    assert new["action"] == "insert" and new["anime_id"] is None and new["changes"]["title"]["from"] is None
+    stage(world, [title], publish=True)
+    anime_id = str(catalog_row(world, shikimori_id)["id"])
+    assert call(world, "admin", "GET", f"/admin_publish_preview?shikimori_id=eq.{shikimori_id}").json() == []
+
+    edited = call(world, "editor", "POST", "/rpc/admin_update_anime", id=anime_id, patch={"title": "By hand"})
+    assert edited.status_code == 200, edited.text
+    title["name"], title["score"] = "Upstream rename", 1.25
+    stage(world, [title], publish=False)
+    [row] = call(world, "admin", "GET", f"/admin_publish_preview?shikimori_id=eq.{shikimori_id}").json()
+    assert row["action"] == "update" and row["anime_id"] == anime_id
+    assert row["changes"] == {"score": {"from": float(catalog_row(world, shikimori_id)["score"]), "to": 1.25}}
+    assert row["kept_fields"] == ["title"]
+    assert float(catalog_row(world, shikimori_id)["score"]) != 1.25  # nothing written
+    assert call(world, "editor", "GET", "/admin_publish_preview").status_code == 403
+
+
+def test_hand_edited_genres_survive_a_sync(world):
+    title = copy.deepcopy(fixtures.generate(5)[2])
+    stage(world, [title], publish=True)
+    anime_id = str(catalog_row(world, int(title["id"]))["id"])
+    genres = call(world, "editor", "GET", "/admin_genres?order=id").json()
+    chosen = [g["id"] for g in genres[:1]]
+    done = call(world, "editor", "POST", "/rpc/admin_set_anime_genres", id=anime_id, genre_ids=chosen, reason="fix")
+    assert done.status_code == 200, done.text
+    shown = [genres[0]["name_ru"] or genres[0]["name"]]  # stored genres prefer the Russian name
+    assert done.json()["anime"]["genres"] == shown
+    unknown = call(world, "editor", "POST", "/rpc/admin_set_anime_genres", id=anime_id, genre_ids=[999999])
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "genre_not_found")
+    title["score"] = 2.5  # a new upstream version; its genres differ from the hand-picked ones
+    stage(world, [title], publish=True)
+    row = catalog_row(world, int(title["id"]))
+    assert row["genres"] == shown and float(row["score"]) == 2.5
+    missing = call(world, "editor", "POST", "/rpc/admin_set_anime_genres", id=str(uuid.uuid4()), genre_ids=[])
+    assert missing.status_code == 404
+
+
+def test_a_dry_run_stages_and_publishes_nothing(world):
+    title = copy.deepcopy(fixtures.generate(5)[3])
+    stage(world, [title], publish=True, args={"dry_run": True})  # the worker finishes it as usual
+    assert catalog_row(world, int(title["id"])) is None
+    [row] = call(world, "admin", "GET", f"/admin_publish_preview?shikimori_id=eq.{title['id']}").json()
+    assert row["action"] == "insert"
+    published = call(world, "admin", "POST", "/rpc/admin_publish", shikimori_ids=[int(title["id"])])
+    assert published.json()["published"]["anime_inserted"] == 1
+    refused = call(world, "admin", "POST", "/rpc/admin_trigger_sync", task="sync_catalog", args={"dry_run": "yes"})
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_args")
+    queued = call(world, "admin", "POST", "/rpc/admin_trigger_sync", task="sync_catalog", args={"dry_run": True})
+    assert queued.status_code == 200, queued.text
+    with owner_connect(world["db"]) as conn:
+        args = conn.execute("select args from procrastinate.procrastinate_jobs where id = %s",
+                            (queued.json()["job_id"],)).fetchone()[0]
+        conn.execute("delete from procrastinate.procrastinate_jobs")
+    assert args["dry_run"] is True
+
+
+def test_the_sync_tasks_accept_dry_run():
+    import inspect
+
+    from ingest import tasks
+
+    for task in (tasks.sync_catalog, tasks.sync_schedule, tasks.sync_episodes):
+        assert "dry_run" in inspect.signature(task.func).parameters
