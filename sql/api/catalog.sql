@@ -5,11 +5,19 @@ create view api.anime with (security_invoker = true) as
 select a.id, a.shikimori_id, a.title, a.title_ru, a.title_en, a.title_original, a.synonyms,
        a.kind, a.status, a.episodes_total, a.episodes_aired, a.score, a.rating, a.year, a.season,
        a.aired_on, a.released_on, a.next_episode_at, a.poster_url, a.description,
-       a.genres, a.updated_at
+       a.genres, s.genre_ids, a.updated_at
   from data.anime a
+  -- genre_ids from the search table, whose GIN index serves anon and web_user (its policy is
+  -- `true`; under anime_public_read the non-LEAKPROOF @> could not use an index). Joined on its
+  -- key, so PostgreSQL drops the join when a query does not read genre_ids.
+  left join data.catalog_search s on s.anime_id = a.id
  where a.state = 'published' and a.deleted_at is null;
 comment on view api.anime is $$Published catalog titles
-One row per title. Embeds `episodes` and `schedule`. Unknown values are null.$$;
+One row per title. Embeds `episodes`, `schedule` and `related`. Unknown values are null.
+Browse filters, each served by an index: genres `genre_ids=cs.{1,4}` (all of them; ids from
+`/genres`); airing now `status=eq.ongoing&order=score.desc.nullslast,id`; this season
+`year=eq.2026&season=eq.fall&order=score.desc.nullslast,id`; top rated
+`order=score.desc.nullslast,id`; recently updated `order=updated_at.desc,id.desc`.$$;
 comment on column api.anime.id is 'Title id (uuid).';
 comment on column api.anime.shikimori_id is 'Shikimori (= MyAnimeList) id, when the title came from there.';
 comment on column api.anime.title is 'Main title (romaji).';
@@ -31,6 +39,7 @@ comment on column api.anime.next_episode_at is 'When the next episode airs (ongo
 comment on column api.anime.poster_url is 'Absolute URL of the poster.';
 comment on column api.anime.description is 'Synopsis.';
 comment on column api.anime.genres is 'Genre names.';
+comment on column api.anime.genre_ids is 'Genre ids (see genres), ascending; filter with genre_ids=cs.{id,...}.';
 comment on column api.anime.updated_at is 'Last change of this row.';
 
 create view api.episodes with (security_invoker = true) as
@@ -62,12 +71,25 @@ comment on column api.episode_sources.player_url is 'Kodik player URL for an ifr
 create view api.schedule with (security_invoker = true) as
 select s.anime_id, s.episode_number, s.airs_at
   from data.schedule s
- where s.airs_at > now() - interval '1 day';
-comment on view api.schedule is $$Upcoming airings
-From the Shikimori calendar; includes the last day so just-aired episodes still show. Embeds `anime`.$$;
+ where s.airs_at >= now() - interval '30 days';
+comment on view api.schedule is $$Announced airings
+Every episode the Shikimori calendar announced, each its own row, from 30 days back. A week:
+`airs_at=gte.2026-12-07T00:00:00Z&airs_at=lt.2026-12-14T00:00:00Z&order=airs_at,anime_id`
+(index on airs_at). Embeds `anime`.$$;
 comment on column api.schedule.anime_id is 'The title.';
 comment on column api.schedule.episode_number is 'The episode that airs.';
-comment on column api.schedule.airs_at is 'When it airs.';
+comment on column api.schedule.airs_at is 'When it airs (or aired).';
+
+create view api.genres with (security_invoker = true) as
+select g.id, g.name, g.name_ru, g.anime_count
+  from data.genres g;
+comment on view api.genres is $$Genres
+With the number of published titles in each. Filter titles by genre with `anime?genre_ids=cs.{id}`
+or `rpc/search_anime?genres={name,...}`.$$;
+comment on column api.genres.id is 'Genre id (Shikimori''s number).';
+comment on column api.genres.name is 'Genre name (English).';
+comment on column api.genres.name_ru is 'Russian name.';
+comment on column api.genres.anime_count is 'Published titles with this genre.';
 
 /* Search, as one inlinable SQL query: PostgREST's limit and offset reach the index scans, so a
    search costs what its page costs, not what all its matches cost. Tiers, best first: 0 a name is
@@ -83,80 +105,113 @@ comment on column api.schedule.airs_at is 'When it airs.';
    The tiers are one UNION ALL without an outer ORDER BY: Append returns its branches in order and
    each branch is ordered, whereas an outer sort would read every branch to its end. Parallel
    plans, which may reorder an Append, are off for these tables (parallel_workers = 0); the
-   ranking tests would see it. The page's rows are read through api.anime (RLS applies) by a
-   select-list subquery, evaluated only for the rows PostgREST takes. Every branch reads
-   data.catalog_search*, whose rows are all public, so RLS cannot keep the trigram conditions
-   out of the index. */
+   ranking tests would see it. Filters (kind, status, year, season, rating, min_score, genres)
+   apply inside every tier, on columns of the search table.
+   Another sort than relevance orders the 1,000 most relevant matches (Meilisearch's
+   maxTotalHits, for the same reason: an order over every match of a common q would read them
+   all), with the id as the last key so pages are stable. The matches CTE is read lazily by
+   whichever branch the sort picks (the other one's one-time filter is false and never pulls).
+   The page's rows are read through api.anime (RLS applies) by a select-list subquery, evaluated
+   only for the rows PostgREST takes. Every branch reads data.catalog_search*, whose rows are all
+   public, so RLS cannot keep the trigram conditions out of the index. */
 create function api.search_anime(q text, kind text default null, status text default null,
                                  year integer default null, season text default null,
-                                 genre text default null)
+                                 genre text default null, rating text default null,
+                                 min_score numeric default null, genres text[] default null,
+                                 sort text default 'relevance')
 returns setof api.anime
 language sql stable as $$
   with t as materialized (select * from private.search_terms(q)),
+  o as materialized (select * from private.search_options(sort, genre, genres)),
   -- the rank key of the 2,000th title: tier 2 walks the titles up to it, the trigram index the rest
   horizon as materialized (
     select coalesce(s.score, -1) as score, s.anime_id
       from data.catalog_search s
      order by s.score desc nulls last, s.anime_id
-     offset 1999 limit 1)
+     offset 1999 limit 1),
+  matches as (
+    select c.anime_id, c.score, c.year
+      from (
+        (select k.anime_id, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genre_ids
+           from data.catalog_search_keys k
+           join data.catalog_search s on s.anime_id = k.anime_id
+          where k.key = (select t.exact_key from t)
+          order by k.score desc nulls last, k.anime_id)
+        union all
+        (select k.anime_id, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genre_ids
+           from data.catalog_search_keys k
+           join data.catalog_search s on s.anime_id = k.anime_id
+          where k.key = (select t.prefix_key from t)
+            and strpos(s.doc, (select t.starts from t)) > 0
+            and strpos(s.doc, (select t.exact from t)) = 0  -- not already in tier 0
+          order by k.score desc nulls last, k.anime_id)
+        union all
+        -- tier 2, first the 2,000 best-ranked titles, read in rank order from the rank index
+        -- (which includes the document and the filter columns): a page of a common q is full
+        -- after a few hundred
+        (select w.anime_id, w.score, w.kind, w.status, w.year, w.season, w.rating, w.genre_ids
+           from (select s.anime_id, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genre_ids, s.doc
+                   from data.catalog_search s
+                  where (select t.contains from t)
+                  order by s.score desc nulls last, s.anime_id
+                  limit 2000) w
+          where strpos(w.doc, (select t.needle from t)) > 0
+            and strpos(w.doc, (select t.starts from t)) = 0)
+        union all
+        -- then the matches ranked after those, from the trigram index: reached only by rare q
+        -- (the page is not full yet) or deep pages. score * 1 is no index's order, so the
+        -- planner keeps the trigram index and sorts what it found.
+        (select s.anime_id, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genre_ids
+           from data.catalog_search s, horizon h
+          where (select t.contains from t)
+            and s.doc like (select t.contains_like from t)
+            and strpos(s.doc, (select t.starts from t)) = 0
+            and (coalesce(s.score, -1) < h.score or (coalesce(s.score, -1) = h.score and s.anime_id > h.anime_id))
+          order by s.score * 1 desc nulls last, s.anime_id)
+        union all
+        (select f.anime_id, f.score, f.kind, f.status, f.year, f.season, f.rating, f.genre_ids
+           from (select s.anime_id, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genre_ids,
+                        public.word_similarity((select t.needle from t), s.doc) as closeness
+                   from data.catalog_search s
+                  where (select t.fuzzy from t)
+                    and (select t.needle from t) operator(public.<%) s.doc
+                    and strpos(s.doc, (select t.needle from t)) = 0
+                  limit 1000) f
+          order by f.closeness desc, f.score desc nulls last, f.anime_id)
+      ) c
+     where (search_anime.kind is null or c.kind = search_anime.kind)
+       and (search_anime.status is null or c.status = search_anime.status)
+       and (search_anime.year is null or c.year = search_anime.year)
+       and (search_anime.season is null or c.season = search_anime.season)
+       and (search_anime.rating is null or c.rating = search_anime.rating)
+       and (search_anime.min_score is null or c.score >= search_anime.min_score)
+       and ((select o.genre_ids from o) is null or c.genre_ids @> (select o.genre_ids from o)))
   select (hit.anime).*
     from (
-      select (select v from api.anime v where v.id = c.anime_id) as anime
+      select (select v from api.anime v where v.id = r.anime_id) as anime
         from (
-          (select k.anime_id, s.kind, s.status, s.year, s.season, s.genres
-             from data.catalog_search_keys k
-             join data.catalog_search s on s.anime_id = k.anime_id
-            where k.key = (select t.exact_key from t)
-            order by k.score desc nulls last, k.anime_id)
+          (select m.anime_id from matches m where (select o.sort_key from o) = 'relevance')
           union all
-          (select k.anime_id, s.kind, s.status, s.year, s.season, s.genres
-             from data.catalog_search_keys k
-             join data.catalog_search s on s.anime_id = k.anime_id
-            where k.key = (select t.prefix_key from t)
-              and strpos(s.doc, (select t.starts from t)) > 0
-              and strpos(s.doc, (select t.exact from t)) = 0  -- not already in tier 0
-            order by k.score desc nulls last, k.anime_id)
-          union all
-          -- tier 2, first the 2,000 best-ranked titles, read in rank order from the rank index
-          -- (which includes the document): a page of a common q is full after a few hundred
-          (select w.anime_id, w.kind, w.status, w.year, w.season, w.genres
-             from (select s.anime_id, s.kind, s.status, s.year, s.season, s.genres, s.doc
-                     from data.catalog_search s
-                    where (select t.contains from t)
-                    order by s.score desc nulls last, s.anime_id
-                    limit 2000) w
-            where strpos(w.doc, (select t.needle from t)) > 0
-              and strpos(w.doc, (select t.starts from t)) = 0)
-          union all
-          -- then the matches ranked after those, from the trigram index: reached only by rare q
-          -- (the page is not full yet) or deep pages. score * 1 is no index's order, so the
-          -- planner keeps the trigram index and sorts what it found.
-          (select s.anime_id, s.kind, s.status, s.year, s.season, s.genres
-             from data.catalog_search s, horizon h
-            where (select t.contains from t)
-              and s.doc like (select t.contains_like from t)
-              and strpos(s.doc, (select t.starts from t)) = 0
-              and (coalesce(s.score, -1) < h.score or (coalesce(s.score, -1) = h.score and s.anime_id > h.anime_id))
-            order by s.score * 1 desc nulls last, s.anime_id)
-          union all
-          (select f.anime_id, f.kind, f.status, f.year, f.season, f.genres
-             from (select s.anime_id, s.kind, s.status, s.year, s.season, s.genres, s.score,
-                          public.word_similarity((select t.needle from t), s.doc) as closeness
-                     from data.catalog_search s
-                    where (select t.fuzzy from t)
-                      and (select t.needle from t) operator(public.<%) s.doc
-                      and strpos(s.doc, (select t.needle from t)) = 0
-                    limit 1000) f
-            order by f.closeness desc, f.score desc nulls last, f.anime_id)
-        ) c
-       where (search_anime.kind is null or c.kind = search_anime.kind)
-         and (search_anime.status is null or c.status = search_anime.status)
-         and (search_anime.year is null or c.year = search_anime.year)
-         and (search_anime.season is null or c.season = search_anime.season)
-         and (search_anime.genre is null or lower(search_anime.genre) = any (select lower(x) from unnest(c.genres) x))
+          (select b.anime_id
+             from (select m.anime_id, m.score, m.year from matches m
+                    where (select o.sort_key from o) <> 'relevance' limit 1000) b
+             join data.anime a on a.id = b.anime_id
+            order by case when (select o.sort_key from o) = 'score' then b.score end desc nulls last,
+                     case when (select o.sort_key from o) = 'year' then b.year end desc nulls last,
+                     case when (select o.sort_key from o) = 'year' then a.aired_on end desc nulls last,
+                     case when (select o.sort_key from o) = 'title' then a.title end,
+                     case when (select o.sort_key from o) = 'updated' then a.updated_at end desc,
+                     b.anime_id)
+        ) r
       offset 0) hit
    where (hit.anime).id is not null
 $$;
-comment on function api.search_anime(text, text, text, integer, text, text) is $$Search the catalog
-Matches every title and synonym, tolerates typos (trigram similarity), ranked by relevance.
-q needs at least 2 characters; kind, status, year, season and genre narrow the result.$$;
+comment on function api.search_anime(text, text, text, integer, text, text, text, numeric, text[], text) is $$Search the catalog
+Matches every title and synonym in every script (romaji, English, Russian, Japanese), tolerates
+typos (trigram similarity from 5 characters). Ranked exact name, then prefix, then contains,
+then typo; ties by score, then id. q needs 2 to 200 characters.
+Filters, all combined: kind, status, year, season, rating, min_score (score >= it), genres
+(text[] of genre names, Russian names or ids; all must match; genre: one more).
+sort: relevance (default), score (best first), year (newest first, then aired date), title
+(A to Z) or updated (latest change first); another sort than relevance orders the 1,000 most
+relevant matches. Pages (limit/offset) are stable: every order ends with the id.$$;

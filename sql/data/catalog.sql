@@ -42,6 +42,8 @@ create table data.anime (
   updated_at      timestamptz not null default clock_timestamp(),  -- distinct within a statement
   -- genre names, kept by triggers on data.anime_genres (sql/private/catalog_search.sql)
   genres          text[] not null default '{}',
+  -- their ids, ascending (same triggers); filtered through data.catalog_search.genre_ids
+  genre_ids       integer[] not null default '{}',
   constraint anime_shikimori_id_key unique (shikimori_id),
   constraint anime_shikimori_id_positive check (shikimori_id > 0),
   constraint anime_title_present check (length(btrim(title)) > 0),
@@ -62,8 +64,13 @@ create table data.anime (
   constraint anime_lock_consistent check (locked_at is not null or (locked_by is null and locked_reason is null))
 );
 -- catalog browsing (home sections, filters): top-rated, by season, newest airings
-create index anime_published_score_idx on data.anime (score desc nulls last) where state = 'published' and deleted_at is null;
-create index anime_published_season_idx on data.anime (year, season) where state = 'published' and deleted_at is null;
+-- (the id: the unique tiebreak of stable pages; status: "airing now" is status=eq.ongoing)
+create index anime_published_score_idx on data.anime (score desc nulls last, id)
+  where state = 'published' and deleted_at is null;
+create index anime_published_season_idx on data.anime (year, season, score desc nulls last, id)
+  where state = 'published' and deleted_at is null;
+create index anime_published_status_idx on data.anime (status, score desc nulls last, id)
+  where state = 'published' and deleted_at is null;
 create index anime_published_aired_idx on data.anime (aired_on desc nulls last) where state = 'published' and deleted_at is null;
 create index anime_state_idx on data.anime (state);
 create index anime_locked_by_idx on data.anime (locked_by);
@@ -92,11 +99,15 @@ create table data.catalog_search (
   year     integer,
   season   text,
   rating   text,
-  genres   text[] not null default '{}'
+  genres   text[] not null default '{}',
+  genre_ids integer[] not null default '{}'
 ) with (fillfactor = 90, parallel_workers = 0);  -- room for HOT updates of the filter columns
 create index catalog_search_doc_trgm_idx on data.catalog_search using gin (doc public.gin_trgm_ops);
 create index catalog_search_rank_idx on data.catalog_search (score desc nulls last, anime_id)
-  include (doc, kind, status, year, season, genres);  -- the rank walk of api.search_anime reads only this index
+  include (doc, kind, status, year, season, rating, genre_ids);  -- the rank walk of api.search_anime reads only this index
+-- api.anime's genre filter (genre_ids=cs.{1,4}): here, not on data.anime, because @> is not
+-- LEAKPROOF and so may not be an index condition under anime_public_read
+create index catalog_search_genre_ids_idx on data.catalog_search using gin (genre_ids);
 alter table data.catalog_search enable row level security;
 create policy catalog_search_public_read on data.catalog_search for select to anon, web_user using (true);
 comment on table data.catalog_search is 'Search documents of published titles (public; kept by triggers on data.anime).';
@@ -120,6 +131,8 @@ create table data.genres (
   id      integer primary key,
   name    text not null,
   name_ru text,
+  -- published titles with this genre, moved by a trigger on data.catalog_search
+  anime_count integer not null default 0,
   constraint genres_name_key unique (name)
 );
 alter table data.genres enable row level security;

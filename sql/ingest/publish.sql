@@ -75,16 +75,18 @@ begin
   with ins as (
     insert into data.anime (shikimori_id, title, title_ru, title_en, title_original, synonyms, kind, status,
                             episodes_total, episodes_aired, score, rating, year, season, aired_on, released_on,
-                            next_episode_at, poster_url, description, state, source, content_hash, genres)
+                            next_episode_at, poster_url, description, state, source, content_hash, genres, genre_ids)
     select sa.shikimori_id, r.title, r.title_ru, r.title_en, r.title_original, r.synonyms, r.kind, r.status,
            r.episodes_total, r.episodes_aired, r.score, r.rating, r.year, r.season, r.aired_on, r.released_on,
            r.next_episode_at, r.poster_url, r.description, p_new_title_state, 'parser', sa.content_hash,
            -- what the genre links below will give it, so they need not rewrite the new row
-           private.genre_names(array(select (x ->> 'id')::integer from jsonb_array_elements(sa.payload -> 'genres') x))
+           private.genre_names(g.ids), private.genre_ids(g.ids)
       from data.staging_anime sa
       join unnest(v_ids) c(id) on c.id = sa.shikimori_id
      cross join lateral jsonb_populate_record(null::data.anime,
                           private.jsonb_pick(sa.payload, private.anime_content_fields())) r
+     cross join lateral (select array(select (x ->> 'id')::integer
+                                        from jsonb_array_elements(sa.payload -> 'genres') x) as ids) g
      where sa.anime_id is null and sa.matched_by is null
     on conflict (shikimori_id) do nothing
     returning *

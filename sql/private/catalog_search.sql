@@ -41,7 +41,7 @@ begin
    where s.anime_id = c.id and not (c.state = 'published' and c.deleted_at is null);
   with fresh as materialized (
     select c.id, private.search_document(c.title, c.title_ru, c.title_en, c.title_original, c.synonyms) as doc,
-           c.score, c.kind, c.status, c.year, c.season, c.rating, c.genres
+           c.score, c.kind, c.status, c.year, c.season, c.rating, c.genres, c.genre_ids
       from changed c
      where c.state = 'published' and c.deleted_at is null),
   -- the keys carry the score they are ranked by: rewrite them when the names or the score change
@@ -49,14 +49,15 @@ begin
     select f.id from fresh f left join data.catalog_search s on s.anime_id = f.id
      where s.anime_id is null or s.doc <> f.doc or s.score is distinct from f.score),
   written as (
-    insert into data.catalog_search as s (anime_id, doc, score, kind, status, year, season, rating, genres)
+    insert into data.catalog_search as s (anime_id, doc, score, kind, status, year, season, rating, genres, genre_ids)
     select * from fresh
     on conflict (anime_id) do update
        set doc = excluded.doc, score = excluded.score, kind = excluded.kind, status = excluded.status,
-           year = excluded.year, season = excluded.season, rating = excluded.rating, genres = excluded.genres
-     where (s.doc, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genres)
+           year = excluded.year, season = excluded.season, rating = excluded.rating, genres = excluded.genres,
+           genre_ids = excluded.genre_ids
+     where (s.doc, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genres, s.genre_ids)
            is distinct from (excluded.doc, excluded.score, excluded.kind, excluded.status,
-                             excluded.year, excluded.season, excluded.rating, excluded.genres)
+                             excluded.year, excluded.season, excluded.rating, excluded.genres, excluded.genre_ids)
     returning 1)
   select array(select id from rekey) into rekeyed from (select count(*) from written) w;
   if cardinality(rekeyed) = 0 then
@@ -91,7 +92,7 @@ create or replace trigger anime_search_updated after update on data.anime
   referencing new table as changed for each statement execute function private.catalog_search_sync();
 
 -- data.anime.genres: the display names (Russian, else the name) of a title's genres, in genre
--- name order. The one definition; ingest.publish fills it for new titles with the same function.
+-- name order; data.anime.genre_ids: their ids, ascending (private.genre_ids). The one definition; ingest.publish fills it for new titles with the same function.
 -- (No SET clause, so PostgreSQL inlines it into the statements that call it: names are qualified.)
 create or replace function private.genre_names(genre_ids integer[]) returns text[]
 language sql stable as $$
@@ -99,16 +100,22 @@ language sql stable as $$
     from data.genres g where g.id = any (genre_ids)
 $$;
 
--- Recomputed for the titles a statement touched; titles whose names did not change are not
+create or replace function private.genre_ids(genre_ids integer[]) returns integer[]
+language sql immutable parallel safe set search_path = '' as $$
+  select array(select distinct g from unnest(genre_ids) g order by g)
+$$;
+
+-- Recomputed for the titles a statement touched; titles whose genres did not change are not
 -- written (a publish that filled them already costs one comparison each).
 create or replace function private.anime_genres_refresh(titles uuid[]) returns void
 language sql security definer set search_path = '' as $$
   update data.anime a
-     set genres = g.names
-    from (select t.id, private.genre_names(array(select ag.genre_id from data.anime_genres ag
-                                                  where ag.anime_id = t.id)) as names
-            from unnest(titles) t(id)) g
-   where a.id = g.id and a.genres is distinct from g.names
+     set genres = g.names, genre_ids = g.ids
+    from (select t.id, private.genre_names(l.ids) as names, private.genre_ids(l.ids) as ids
+            from unnest(titles) t(id)
+           cross join lateral (select array(select ag.genre_id from data.anime_genres ag
+                                             where ag.anime_id = t.id) as ids) l) g
+   where a.id = g.id and (a.genres, a.genre_ids) is distinct from (g.names, g.ids)
 $$;
 
 create or replace function private.anime_genres_changed() returns trigger
@@ -141,6 +148,41 @@ end
 $$;
 create or replace trigger genre_renamed after update of name, name_ru on data.genres
   for each row execute function private.genre_renamed();
+
+-- data.genres.anime_count: data.catalog_search holds exactly the published titles, so its rows
+-- entering, leaving or changing genres move the counts, by the difference (concurrent writers
+-- add up; a statement that changes no genre writes nothing).
+create or replace function private.genre_counts_move(gained integer[], lost integer[]) returns void
+language sql security definer set search_path = '' as $$
+  update data.genres g
+     set anime_count = g.anime_count + d.delta
+    from (select x.id, sum(x.delta) as delta
+            from (select unnest(gained), 1 union all select unnest(lost), -1) x(id, delta)
+           group by x.id having sum(x.delta) <> 0) d
+   where g.id = d.id
+$$;
+
+create or replace function private.genre_counts_changed() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  if tg_op = 'INSERT' then
+    perform private.genre_counts_move(array(select unnest(a.genre_ids) from added a), '{}');
+  elsif tg_op = 'DELETE' then
+    perform private.genre_counts_move('{}', array(select unnest(r.genre_ids) from removed r));
+  else  -- the rows whose genres changed (anime_id is the key and never changes)
+    perform private.genre_counts_move(
+      array(select unnest(a.genre_ids) from added a join removed r using (anime_id) where a.genre_ids <> r.genre_ids),
+      array(select unnest(r.genre_ids) from added a join removed r using (anime_id) where a.genre_ids <> r.genre_ids));
+  end if;
+  return null;
+end
+$$;
+create or replace trigger catalog_search_genres_inserted after insert on data.catalog_search
+  referencing new table as added for each statement execute function private.genre_counts_changed();
+create or replace trigger catalog_search_genres_deleted after delete on data.catalog_search
+  referencing old table as removed for each statement execute function private.genre_counts_changed();
+create or replace trigger catalog_search_genres_updated after update on data.catalog_search
+  referencing old table as removed new table as added for each statement execute function private.genre_counts_changed();
 
 /* What api.search_anime needs from q, computed once per call: the normalised needle and the
    keys and patterns of its tiers. 2 to 200 characters, else 400. Tier 1 walks the titles with
@@ -175,5 +217,36 @@ begin
   -- in a 7-letter word: 'freiren' is 0.33 of 'frieren'). Transaction-local; PostgREST runs each
   -- request in one.
   perform set_config('pg_trgm.word_similarity_threshold', '0.3', true);
+end
+$$;
+
+/* The options of api.search_anime that need a check or a lookup, once per call: the order (400
+   invalid_sort unless one of private.search_sorts()) and the genre ids that genre and genres
+   name (a genre's name or Russian name in any case, or its id). All named genres must match:
+   a name no genre has becomes -1, which no title carries, so then nothing matches. */
+create or replace function private.search_sorts() returns text[]
+language sql immutable parallel safe set search_path = '' as $$
+  select array['relevance', 'score', 'year', 'title', 'updated']
+$$;
+
+create or replace function private.search_options(sort text, genre text, genres text[],
+                                                  out sort_key text, out genre_ids integer[])
+language plpgsql stable set search_path = '' as $$
+declare
+  names text[] := array_remove(coalesce(genres, '{}') || genre, null);
+begin
+  sort_key := coalesce(nullif(btrim(sort), ''), 'relevance');
+  if not sort_key = any (private.search_sorts()) then
+    perform private.raise_error(400, 'invalid_sort',
+      format('sort must be one of %s.', array_to_string(private.search_sorts(), ', ')));
+  end if;
+  if cardinality(names) > 0 then
+    genre_ids := array(
+      select coalesce((select g.id from data.genres g
+                        where lower(g.name) = lower(btrim(n)) or lower(g.name_ru) = lower(btrim(n))
+                           or g.id::text = btrim(n)
+                        order by g.id limit 1), -1)
+        from unnest(names) n);
+  end if;
 end
 $$;

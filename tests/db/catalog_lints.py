@@ -63,7 +63,7 @@ LINTS: dict[str, str] = {
            and n.nspname || '.' || p.proname not in (
              'private.pre_request', 'private.jwt_claims', 'private.uid', 'private.sid',
              'private.security_headers', 'private.response_headers', 'private.raise_error',
-             'private.search_normalize', 'private.search_terms',
+             'private.search_normalize', 'private.search_terms', 'private.search_options', 'private.search_sorts',
              'private.catalog_cache_headers', 'private.cacheable_path',
              -- db-pre-request refuses banned client addresses (issue 13)
              'private.ip_banned', 'private.client_ip', 'private.request_header',
@@ -83,26 +83,61 @@ LINTS: dict[str, str] = {
 }
 
 
-# Search must stay an index search for the web roles. pg_trgm's operators are not LEAKPROOF, so
-# under a row policy that is not `true` PostgreSQL may not use them as index conditions and
-# scans instead. Each query names the index conditions its plan must contain (one per tier
-# shape: 2 letters, 3, 5+ with typo tolerance, with filters); with sequential scans discouraged
-# the planner takes any index it may use, so a missing condition means it may not.
+# Search and browsing must stay index searches for the web roles. pg_trgm's operators and the
+# array operators are not LEAKPROOF, so under a row policy that is not `true` PostgreSQL may not
+# use them as index conditions and scans instead. Each query names the index conditions (or
+# indexes) its plan must contain: one per tier shape of search (2 letters, 3, 5+ with typo
+# tolerance), every filter and every sort of contract §15, and each documented browse filter
+# of api.anime and api.schedule. With sequential scans discouraged the planner takes any index
+# it may use, so a missing condition means it may not (or the index is gone).
+SORTED = {sort: f"select * from api.search_anime('kai', sort => '{sort}')"
+          for sort in ("relevance", "score", "year", "title", "updated")}
 SEARCH_PLAN_QUERIES = {
     "select * from api.search_anime('ka')": ["Index Cond: (key = "],
     "select * from api.search_anime('kai')": ["Index Cond: (key = ", "Index Cond: (doc ~~ "],
     "select * from api.search_anime('frieren')": ["Index Cond: (doc ~~ ", "Index Cond: (doc %> "],
     "select * from api.search_anime('kaijuu', kind => 'tv', genre => 'Action')": ["Index Cond: (doc ~~ "],
+    "select * from api.search_anime('kaijuu', status => 'ongoing', year => 2020, season => 'fall', "
+    "rating => 'pg_13', min_score => 7, genres => '{Action,Comedy}', sort => 'score')":
+        ["Index Cond: (doc ~~ ", "Index Cond: (doc %> "],
+    **{query: ["Index Cond: (key = ", "Index Cond: (doc ~~ "] for query in SORTED.values()},
+}
+# browse (README §15): genres, airing now, this season, top rated, recently updated, schedule.
+# Planned over a real catalog (tests/db/test_search.py): on empty tables every estimate is one
+# row, and the planner may then prefer walking any index of data.anime to the one a filter
+# needs, which would say nothing about that filter.
+BROWSE_PLAN_QUERIES = {
+    "select count(*) from api.anime where genre_ids @> '{1,4}'": ["Index Cond: (genre_ids @> "],
+    "select id from api.anime where status = 'ongoing' order by score desc nulls last, id limit 20":
+        ["anime_published_status_idx"],
+    "select id from api.anime where year = 2026 and season = 'fall' order by score desc nulls last, id limit 20":
+        ["anime_published_season_idx"],
+    "select id from api.anime order by score desc nulls last, id limit 20": ["anime_published_score_idx"],
+    "select id from api.anime order by updated_at desc, id desc limit 20": ["anime_published_updated_idx"],
+    "select * from api.schedule where airs_at >= now() and airs_at < now() + interval '7 days' order by airs_at":
+        ["schedule_airs_at_idx"],
 }
 
 
 def search_plan_violations(dbname: str, role: str) -> list[str]:
     """Sequential scans and missing index conditions in the search plans as ``role``."""
+    return plan_violations(dbname, role, SEARCH_PLAN_QUERIES)
+
+
+def browse_plan_violations(dbname: str, role: str, plant: str | None = None) -> list[str]:
+    """The same for the browse plans, over a database holding a catalog; ``plant`` runs first
+    in the same rolled-back transaction (DDL included), to see a violation caught."""
+    return plan_violations(dbname, role, BROWSE_PLAN_QUERIES, plant)
+
+
+def plan_violations(dbname: str, role: str, queries: dict[str, list[str]], plant: str | None = None) -> list[str]:
     found = []
     # the administrative login may SET ROLE to a web role, as PostgREST's authenticator does
     with psycopg.connect(db.role_url(dbname)) as conn, conn.transaction(force_rollback=True):
+        if plant:
+            conn.execute(plant)
         conn.execute("select set_config('role', %s, true), set_config('enable_seqscan', 'off', true)", (role,))
-        for query, conditions in SEARCH_PLAN_QUERIES.items():
+        for query, conditions in queries.items():
             plan = "\n".join(row[0] for row in conn.execute("explain " + query))
             found += [f"{role}: {query}: {line.strip()}" for line in plan.splitlines() if "Seq Scan" in line]
             found += [f"{role}: {query}: no {c!r}" for c in conditions if c not in plan]

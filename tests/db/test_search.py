@@ -9,6 +9,7 @@ import json
 import random
 import unicodedata
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
@@ -16,6 +17,7 @@ import pytest
 
 from ops.bench import catalog as bench_catalog
 from tests.conftest import owner_connect
+from tests.db.catalog_lints import browse_plan_violations
 from tests.helpers import create_anime, create_user
 
 TITLES = 5_000
@@ -39,6 +41,15 @@ def search(api_db, start_postgrest, mint):
         conn.execute("insert into data.genres (id, name, name_ru) "
                      "values (1, 'Action', 'Экшен'), (4, 'Comedy', 'Комедия')")
         conn.execute("insert into data.anime_genres select id, 1 + 3 * (abs(hashtext(id::text)) % 2) from data.anime")
+        # a third genre on a fifth of the titles, for filters that need several genres at once
+        conn.execute("insert into data.genres (id, name) values (7, 'Mystery')")
+        conn.execute("insert into data.anime_genres select id, 7 from data.anime "
+                     "where abs(hashtext(id::text || 'm')) % 5 = 0")
+        # announced airings, one a week per ongoing title, from 8 weeks back to 4 ahead
+        conn.execute("insert into data.schedule (anime_id, episode_number, airs_at) "
+                     "select id, n, now() + (n - 8) * interval '7 days' "
+                     "       + (abs(hashtext(id::text)) % 7) * interval '1 day' "
+                     "from data.anime, generate_series(1, 12) n where status = 'ongoing'")
         user_id, session_id = create_user(conn)
     with owner_connect(api_db, autocommit=True) as conn:
         conn.execute("vacuum analyze")  # as autovacuum would: all-visible pages for index-only scans
@@ -308,3 +319,173 @@ def test_the_plan_endpoint_is_not_served_by_default(api_db, start_postgrest):
     response = httpx.get(f"{postgrest.url}/anime", headers={"Accept": PLAN}, timeout=10)
     assert response.status_code == 415  # plans are a test instance's option (services.postgrest(plans=True))
     assert json.loads(response.text)["code"] == "PGRST107"
+
+
+# --- catalog v1.1 (contract §15): filters, sorts, browse, schedule -------------------------------
+
+def every_page(search, path, page=50, **params):
+    """Every row of a request, page by page with limit/offset."""
+    found, offset = [], 0
+    while rows := call(search, path, limit=page, offset=offset, **params):
+        found += rows
+        offset += len(rows)
+    return found
+
+
+def ids_in_order(conn, ids, order):
+    return [str(row[0]) for row in conn.execute(
+        f"select a.id from data.anime a join data.catalog_search s on s.anime_id = a.id "
+        f"where a.id = any (%s::uuid[]) order by {order}", (ids,))]
+
+
+FILTERED = "id,kind,status,year,season,rating,score,genre_ids"
+
+
+def test_filters_combine_and_keep_the_relevance_order(search):
+    whole = every_page(search, "/rpc/search_anime", q="kai", select=FILTERED, page=1000)
+    wanted = {"kind": "tv", "rating": "pg_13", "min_score": 5, "genres": "{Экшен,mystery}"}
+
+    def kept(row):
+        return (row["kind"] == "tv" and row["rating"] == "pg_13" and row["score"] is not None
+                and row["score"] >= 5 and {1, 7} <= set(row["genre_ids"]))
+    filtered = every_page(search, "/rpc/search_anime", q="kai", select=FILTERED, page=7, **wanted)
+    # exactly the matches that pass every filter, in the order relevance gave them
+    assert filtered and filtered == [row for row in whole if kept(row)]
+    for year, season in {(r["year"], r["season"]) for r in filtered if r["year"]}:
+        narrower = call(search, "/rpc/search_anime", q="kai", select="id", limit=1000, year=year, season=season,
+                        status=filtered[0]["status"], **wanted)
+        assert [r["id"] for r in narrower] == [r["id"] for r in filtered if (r["year"], r["season"]) == (year, season)
+                                               and r["status"] == filtered[0]["status"]]
+
+
+def test_every_genre_must_match(search):
+    both = call(search, "/rpc/search_anime", q="kai", genres="{Action,Comedy}", limit=1000)
+    assert both == []  # every title has one of the two
+    assert call(search, "/rpc/search_anime", q="kai", genres="{Action,No Such Genre}", limit=1000) == []
+    by_id = call(search, "/rpc/search_anime", q="kai", genres="{7}", select="id", limit=1000)
+    by_name = call(search, "/rpc/search_anime", q="kai", genres="{MYSTERY}", select="id", limit=1000)
+    assert by_id and by_id == by_name
+
+
+SORTS = {  # what each sort means, as SQL over the matches (README §15)
+    "score": "s.score desc nulls last, a.id",
+    "year": "s.year desc nulls last, a.aired_on desc nulls last, a.id",
+    "title": "a.title, a.id",
+    "updated": "a.updated_at desc, a.id",
+}
+
+
+@pytest.mark.parametrize("sort", SORTS)
+def test_sorts_order_the_matches_and_page_stably(search, sort):
+    q = "mushi"  # fewer than 1,000 matches: a sort orders them all
+    relevant = [row["id"] for row in every_page(search, "/rpc/search_anime", q=q, select="id", page=1000)]
+    assert 20 < len(relevant) < 1000
+    whole = [row["id"] for row in call(search, "/rpc/search_anime", q=q, sort=sort, select="id", limit=1000)]
+    with owner_connect(search["db"]) as conn:
+        assert whole == ids_in_order(conn, relevant, SORTS[sort])
+    pages = [row["id"] for row in every_page(search, "/rpc/search_anime", q=q, sort=sort, select="id", page=7)]
+    assert pages == whole
+
+
+def test_a_sort_orders_the_1000_most_relevant_matches(search):
+    q = "sortprobe"
+    with owner_connect(search["db"]) as conn:
+        conn.execute("insert into data.anime (title, score, state) "
+                     "select 'Sortprobe ' || i, (i % 97) / 10.0, 'published' from generate_series(1, 1100) i")
+    relevant = [row["id"] for row in every_page(search, "/rpc/search_anime", q=q, select="id", page=1000)]
+    assert len(relevant) > 1000  # the 1,100 names, then typo matches
+    by_title = [row["id"] for row in every_page(search, "/rpc/search_anime", q=q, sort="title", select="id", page=300)]
+    assert len(by_title) == 1000 and set(by_title) == set(relevant[:1000])  # the best-scored 1,000
+    with owner_connect(search["db"]) as conn:
+        assert by_title == ids_in_order(conn, relevant[:1000], SORTS["title"])
+
+
+def test_an_unknown_sort_is_refused(search):
+    response = httpx.get(f"{search['url']}/rpc/search_anime", params={"q": "kai", "sort": "random"}, timeout=10)
+    assert response.status_code == 400 and response.json()["code"] == "invalid_sort"
+    assert "relevance" in response.json()["message"]
+
+
+def test_genres_list_counts_published_titles_and_follows_writes(search):
+    with owner_connect(search["db"]) as conn:
+        truth = dict(conn.execute(
+            "select g.id, count(a.id) from data.genres g left join data.anime_genres ag on ag.genre_id = g.id "
+            "left join data.anime a on a.id = ag.anime_id and a.state = 'published' and a.deleted_at is null "
+            "group by g.id").fetchall())
+    listed = {row["id"]: row for row in call(search, "/genres")}
+    assert {i: row["anime_count"] for i, row in listed.items()} == truth
+    assert listed[1]["name"] == "Action" and listed[1]["name_ru"] == "Экшен"
+    with owner_connect(search["db"]) as conn:
+        draft = create_anime(conn, "Genre Count Probe", state="draft")
+        conn.execute("insert into data.anime_genres values (%s, 7)", (draft,))
+        assert next(r for r in call(search, "/genres", id="eq.7"))["anime_count"] == truth[7]  # not published
+        conn.execute("update data.anime set state = 'published' where id = %s", (draft,))
+        conn.execute("delete from data.anime_genres where anime_id = %s and genre_id = 7", (draft,))
+        conn.execute("insert into data.anime_genres values (%s, 1), (%s, 4)", (draft, draft))
+    [action, mystery] = call(search, "/genres", id="in.(1,7)", order="id")
+    assert (action["anime_count"], mystery["anime_count"]) == (truth[1] + 1, truth[7])
+    with owner_connect(search["db"]) as conn:
+        conn.execute("update data.anime set deleted_at = now() where id = %s", (draft,))
+    assert call(search, "/genres", id="eq.1")[0]["anime_count"] == truth[1]
+
+
+def test_anime_filters_by_genre_ids(search):
+    found = every_page(search, "/anime", select="id,genre_ids,genres", genre_ids="cs.{4,7}", order="id", page=1000)
+    with owner_connect(search["db"]) as conn:
+        truth = [str(r[0]) for r in conn.execute(
+            "select a.id from data.anime a where a.state = 'published' and a.deleted_at is null "
+            "and exists (select 1 from data.anime_genres where anime_id = a.id and genre_id = 4) "
+            "and exists (select 1 from data.anime_genres where anime_id = a.id and genre_id = 7) order by a.id")]
+    assert truth and [r["id"] for r in found] == truth
+    assert all(r["genre_ids"] == [4, 7] and "Комедия" in r["genres"] for r in found)
+
+
+@pytest.mark.parametrize("role", ["anon", "web_user"])
+def test_browse_filters_use_their_indexes(search, role):
+    assert browse_plan_violations(search["db"], role) == []
+
+
+@pytest.mark.parametrize("plant, missing", [
+    ("drop index data.catalog_search_genre_ids_idx", "no 'Index Cond: (genre_ids @> '"),
+    ("drop index data.anime_published_status_idx", "no 'anime_published_status_idx'"),
+    ("drop index data.schedule_airs_at_idx", "no 'schedule_airs_at_idx'"),
+    # the genre filter read from the row-secured data.anime (policy not `true`): @> may not use
+    # an index there, even one made for it
+    ("create index planted_genre_ids on data.anime using gin (genre_ids);"
+     "drop index data.catalog_search_genre_ids_idx;"
+     "create or replace view api.anime_planted with (security_invoker = true) as "
+     "select a.id, a.status, a.score, a.year, a.season, a.updated_at, a.genre_ids from data.anime a "
+     "where a.state = 'published' and a.deleted_at is null;"
+     "grant select on api.anime_planted to anon;"
+     "alter view api.anime rename to anime_original; alter view api.anime_planted rename to anime",
+     "no 'Index Cond: (genre_ids @> '"),
+])
+def test_the_browse_plan_lint_catches_a_lost_index(search, plant, missing):
+    found = browse_plan_violations(search["db"], "anon", plant)
+    assert any(missing in line for line in found), found
+
+
+def test_schedule_keeps_every_airing_from_30_days_back(search):
+    rows = every_page(search, "/schedule", select="anime_id,episode_number,airs_at",
+                      order="airs_at,anime_id,episode_number", page=1000)
+    with owner_connect(search["db"]) as conn:
+        stored, older = conn.execute(
+            "select count(*) filter (where airs_at >= now() - interval '30 days'), "
+            "count(*) filter (where airs_at < now() - interval '31 days') from data.schedule").fetchone()
+    assert len(rows) == stored and older > 0  # each episode its own row; the older ones hidden
+    per_title = {}
+    for row in rows:
+        per_title.setdefault(row["anime_id"], []).append(row["episode_number"])
+    assert max(len(v) for v in per_title.values()) >= 5
+    week = call(search, "/schedule", select="airs_at", order="airs_at",
+                airs_at=["gte.2000-01-01", "lt.2100-01-01"], limit=5)  # two bounds on one column
+    assert len(week) == 5
+
+
+@pytest.mark.parametrize("role", ["anon", "web_user"])
+def test_schedule_range_uses_its_index(search, role):
+    start = datetime.now(UTC).replace(microsecond=0)
+    params = {"airs_at": [f"gte.{start.isoformat()}", f"lt.{(start + timedelta(days=7)).isoformat()}"]}
+    plan = explain(search, "/schedule", role, order="airs_at", **params)["Plan"]
+    assert "Seq Scan" not in {n["Node Type"] for n in nodes(plan)}
+    assert "schedule_airs_at_idx" in {n.get("Index Name") for n in nodes(plan)}
