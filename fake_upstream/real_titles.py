@@ -19,6 +19,7 @@ seconds for all of them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from datetime import date
@@ -60,7 +61,9 @@ def titles() -> list[dict[str, Any]]:
         rows = json.loads(cached.read_text())
     else:
         rows = _convert(json.loads(SOURCE.read_text())["items"])
-        cached.write_text(json.dumps(rows, ensure_ascii=False))
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")  # a reader never sees half a file
+        partial.write_text(json.dumps(rows, ensure_ascii=False))
+        partial.replace(cached)
     for row in rows:
         row["begin"] = date.fromisoformat(row["begin"]) if row["begin"] else None
     return rows
