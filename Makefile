@@ -85,3 +85,7 @@ $(BROWSER_BUNDLE):
 
 browser-deps: $(BROWSER_BUNDLE) ## postgrest-js bundled for tests/browser (npm; skipped when built); prints its path
 	@echo $(BROWSER_BUNDLE)
+
+.PHONY: bench-pooling
+bench-pooling: venv postgrest ## PostgREST direct vs through PgBouncer (transaction mode) with wrk: req/s, p95, cores
+	$(PY) -m ops.bench.pooling $(BENCH_ARGS)
