@@ -106,3 +106,7 @@ titles: $(TITLES_DATA) ## real anime titles: bangumi-data (npm, pinned + integri
 
 bench-search: venv postgrest titles ## search on real titles with wrk: 20k/100k/1M catalogs (BENCH_ARGS="--sizes 20000,100000")
 	$(PY) -m ops.bench.search $(BENCH_ARGS)
+
+.PHONY: bench-pooling
+bench-pooling: venv postgrest ## PostgREST direct vs through PgBouncer (transaction mode) with wrk: req/s, p95, cores
+	$(PY) -m ops.bench.pooling $(BENCH_ARGS)

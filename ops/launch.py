@@ -242,7 +242,7 @@ def pgbouncer_process(
 ) -> Service:
     """Debian's PgBouncer in transaction mode in front of DATABASE_URL's server, for the web roles
     (ops/budget.py): at most ``pool_size`` server connections per role, ``max_db_connections``
-    caps their sum. ``url`` is its address (``postgresql://127.0.0.1:<port>``); pooled_url() gives
+    caps their sum. ``url`` is its address (``postgresql://127.0.0.1:<port>``); role_url_on() gives
     a role's URL through it."""
     from psycopg.conninfo import conninfo_to_dict
 
@@ -275,11 +275,19 @@ def pgbouncer_process(
                    url=f"postgresql://127.0.0.1:{port}", log_path=log_path)
 
 
-def pooled_url(pgbouncer: Service, dbname: str, role: str) -> str:
-    """``role``'s URL on ``dbname`` through ``pgbouncer`` (the same password as direct)."""
+def role_url_on(address: str, dbname: str, role: str) -> str:
+    """``role``'s URL on ``dbname`` at another ``host:port`` than DATABASE_URL's server (PgBouncer,
+    a streaming replica), with the same password."""
     from psycopg.conninfo import conninfo_to_dict
 
-    assert pgbouncer.url
     params = conninfo_to_dict(role_url(dbname, role))
     auth = role + (f":{params['password']}" if params.get("password") else "")
-    return f"postgresql://{auth}@{pgbouncer.url.removeprefix('postgresql://')}/{dbname}"
+    return f"postgresql://{auth}@{address}/{dbname}"
+
+
+def server_address(url: str) -> str:
+    """host:port of a postgresql:// URL."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(url)
+    return f"{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}"

@@ -72,8 +72,9 @@ def serve(supervisor: Supervisor) -> None:
         gateway_process,
         nginx_binary,
         pgbouncer_process,
-        pooled_url,
         public_jwks_json,
+        role_url_on,
+        server_address,
         upstream_env,
         upstream_process,
         worker_process,
@@ -114,8 +115,9 @@ def serve(supervisor: Supervisor) -> None:
             dbname, run_dir=RUN_DIR / "pgbouncer", pool_size=settings.pgbouncer_pool_size,
             port=int(os.environ.get("PGBOUNCER_PORT") or 0) or None, log_path=log_path("pgbouncer")))
         urls["pgbouncer"] = pgbouncer.url or ""
-        postgrest_db = {"db_uri": pooled_url(pgbouncer, dbname, "authenticator"), "transaction_pooler": True}
-        auth_env = {"AUTH_DATABASE_URL": pooled_url(pgbouncer, dbname, "auth_service"),
+        pooled = server_address(pgbouncer.url or "")
+        postgrest_db = {"db_uri": role_url_on(pooled, dbname, "authenticator"), "transaction_pooler": True}
+        auth_env = {"AUTH_DATABASE_URL": role_url_on(pooled, dbname, "auth_service"),
                     "AUTH_DB_PREPARED_STATEMENTS": "false"}
 
     # replica i (from 0) listens on the configured ports + 2i (3000/3001, 3002/3003, ...)
@@ -130,6 +132,17 @@ def serve(supervisor: Supervisor) -> None:
         admins.append(f"http://127.0.0.1:{admin_port + 2 * index}")
         urls[numbered("api", index, "_")] = postgrest.url or ""
         urls[numbered("api_admin", index, "_")] = admins[-1]
+
+    # a streaming replica of this server (READ_REPLICA_URL, docs/scaling.md): its own PostgREST
+    # serves the gateway's anonymous catalog reads while it lags by at most REPLICA_MAX_LAG seconds
+    replica_api = None
+    if replica_url := os.environ.get("READ_REPLICA_URL"):
+        replica_api = start(services.postgrest(
+            dbname, jwks_json=public_jwks_json(os.environ), audience=audience, pool=settings.pgrst_db_pool,
+            db_uri=role_url_on(server_address(replica_url), dbname, "authenticator"),
+            replica_max_lag=float(os.environ.get("REPLICA_MAX_LAG") or 5),
+            log_path=log_path("postgrest-replica"), name="postgrest-replica"))
+        urls["api_replica"] = replica_api.url or ""
 
     # with the gateway in front, auth_service believes X-Forwarded-For from it alone (contract §10)
     gateway_binary = nginx_binary()
@@ -147,8 +160,8 @@ def serve(supervisor: Supervisor) -> None:
 
     if gateway_binary:
         gateway = start(gateway_process(
-            postgrest=postgrests, postgrest_admin=admins,
-            auth=auths, run_dir=RUN_DIR / "gateway", log_path=log_path("gateway")))
+            postgrest=postgrests, postgrest_admin=admins, auth=auths, catalog_replica=replica_api,
+            run_dir=RUN_DIR / "gateway", log_path=log_path("gateway")))
         urls = {"gateway": gateway.url or "", **urls}  # the one origin comes first
     else:
         print("gateway: nginx is not installed (Debian package nginx); serving the direct ports only",

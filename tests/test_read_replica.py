@@ -19,9 +19,10 @@ import pytest
 
 from database import build as db
 from ops import embedded_pg, services
-from ops.launch import auth_process
+from ops.launch import auth_process, role_url_on
 from tests.conftest import LOG_DIR, TEST_KID
 from tests.helpers import create_anime
+from tests.test_make_run import start_run, stop_run
 
 MAX_LAG = 2.0  # seconds, PGRST_APP_SETTINGS_REPLICA_MAX_LAG of the replica's PostgREST
 PASSWORD = "correct horse battery staple"
@@ -29,7 +30,7 @@ CATALOG = {"select": "id,title", "order": "title"}
 
 
 def url_on(cluster: embedded_pg.Cluster, dbname: str, role: str) -> str:
-    return f"postgresql://{role}@127.0.0.1:{cluster.port}/{dbname}"  # trust auth on the test's clusters
+    return role_url_on(f"127.0.0.1:{cluster.port}", dbname, role)
 
 
 @dataclass
@@ -175,3 +176,27 @@ def test_a_stopped_replica_falls_back_to_the_primary_and_is_used_again_once_back
         return answered_by(layout, since) == [layout.address(layout.replica_api)]
 
     wait_until(replica_answers_again, timeout=60)
+
+
+def test_make_run_with_a_replica_routes_anonymous_reads_to_it(layout: Layout, tmp_path):
+    # the same clusters and database (set up, catalog not empty: no first sync)
+    env = {**os.environ, "DATABASE_URL": layout.primary.url, "READ_REPLICA_URL": layout.replica.url,
+           "KITSU_DB": layout.dbname, "KITSU_ENV_FILE": str(tmp_path / ".env"), "KITSU_RUN_DIR": str(tmp_path),
+           "GATEWAY_CACHE_SECONDS": "0", "INGEST_WORKERS": "1", **{
+               name: str(services.free_port()) for name in ("PGRST_SERVER_PORT", "PGRST_ADMIN_SERVER_PORT",
+                                                            "AUTH_PORT", "INGEST_UPSTREAM_PORT", "GATEWAY_PORT")}}
+    process, urls, _ = start_run(env)
+    try:
+        # idle since the last test: a quiet primary is not a lagging one
+        assert layout.replica_sql("select lag_seconds from private.replication_status") == 0
+        for _ in range(3):
+            assert httpx.get(f"{urls['gateway']}/rest/anime", params=CATALOG).status_code == 200
+        assert httpx.get(f"{urls['gateway']}/rest/favorites").status_code == 401  # not a catalog path: primary
+    finally:
+        output = stop_run(process)
+    assert output.rstrip().endswith("stopped"), output
+    lines = [json.loads(line) for line in (tmp_path / "logs" / "gateway-access.log").read_text().splitlines()]
+    assert [line["upstream"] for line in lines if line["path"] == "/anime"] == \
+        [urls["api_replica"].removeprefix("http://")] * 3
+    assert [line["upstream"] for line in lines if line["path"] == "/favorites"] == \
+        [urls["api"].removeprefix("http://")]

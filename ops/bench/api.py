@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from auth_service import keys
 from database import build as db
 from ops import launch, services
 from ops.bench import catalog
-from ops.bench.cpu import cores_used, cpu_seconds
+from ops.bench.cpu import cores_between, cores_used, cpu_by_pid, cpu_seconds
 
 BENCH_DB = "kitsu_bench"
 PROCESSES = ("postgrest", "postgres", "nginx")  # whose CPU a run reports
@@ -93,18 +94,18 @@ ANONYMOUS = {"anime page", "search", "catalog page", "catalog home"}
 TARGETS = ("direct", "gateway", "gateway-nocache")
 
 
-def seed() -> None:
-    db.drop_database(BENCH_DB)
+def seed(dbname: str = BENCH_DB) -> None:
+    db.drop_database(dbname)
     db.ensure_roles()
-    db.ensure_database(BENCH_DB)
-    db.migrate(BENCH_DB)
+    db.ensure_database(dbname)
+    db.migrate(dbname)
     import psycopg
 
     started = time.monotonic()
-    with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner")) as conn:
+    with psycopg.connect(db.role_url(dbname, "kitsu_owner")) as conn:
         catalog.load(conn, TITLES, real=catalog.real_available())  # real names after `make titles`
         conn.execute(SEED)
-    with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner"), autocommit=True) as conn:
+    with psycopg.connect(db.role_url(dbname, "kitsu_owner"), autocommit=True) as conn:
         conn.execute("vacuum analyze")  # all-visible pages: index-only scans skip the heap
         counts = conn.execute(
             "select (select count(*) from data.anime), (select count(*) from data.users), "
@@ -114,11 +115,11 @@ def seed() -> None:
           f"{counts[3]} progress rows in {time.monotonic() - started:.1f}s")
 
 
-def request_file(directory: Path, scenario: str, private_pem: str) -> Path:
+def request_file(directory: Path, scenario: str, private_pem: str, dbname: str = BENCH_DB) -> Path:
     """One line per request: the scenario path and (for signed-in scenarios) a person's token."""
     import psycopg
 
-    with psycopg.connect(db.role_url(BENCH_DB, "kitsu_owner")) as conn:
+    with psycopg.connect(db.role_url(dbname, "kitsu_owner")) as conn:
         sessions = conn.execute("select user_id, id from data.sessions").fetchall()
         titles = [row[0] for row in conn.execute("select id from data.anime")]
         names = [n for row in conn.execute("select title, title_ru, title_en, title_original from data.anime")
@@ -166,10 +167,13 @@ def figures_of(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def run_wrk(url: str, requests: Path, connections: int, duration: int,
-            background: Path | None = None) -> dict[str, Any]:
+            background: Path | None = None, processes: tuple[str, ...] = PROCESSES,
+            keep: Callable[[int, str], bool] | None = None) -> dict[str, Any]:
     """One wrk run; with ``background``, a second wrk drives those requests at 50 connections
-    for the same time (its figures go under "background")."""
-    before = cpu_seconds(PROCESSES)
+    for the same time (its figures go under "background"); ``processes``: whose CPU is reported,
+    ``keep``: which of their processes count (default: all of them)."""
+    before = cpu_seconds(processes)
+    before_by_pid = cpu_by_pid(processes) if keep else {}
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     other = wrk(url, background, 50, duration) if background else None
@@ -177,7 +181,8 @@ def run_wrk(url: str, requests: Path, connections: int, duration: int,
     if other:
         figures["background"] = figures_of(other)
     elapsed = time.monotonic() - started
-    figures["cores"] = cores_used(before, cpu_seconds(PROCESSES), elapsed)
+    figures["cores"] = (cores_between(before_by_pid, cpu_by_pid(processes), elapsed, processes, keep) if keep
+                        else cores_used(before, cpu_seconds(processes), elapsed))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk has exited: its CPU is a child's
     wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     figures["cores"]["wrk"] = round(wrk_cpu / elapsed, 2)

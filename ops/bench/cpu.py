@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -35,3 +36,15 @@ def cpu_seconds(names: tuple[str, ...]) -> dict[str, float]:
 
 def cores_used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
     return {name: round((after[name] - before[name]) / seconds, 2) for name in before}
+
+
+def cores_between(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float,
+                  names: tuple[str, ...], keep: Callable[[int, str], bool]) -> dict[str, float]:
+    """Cores used per command name between two cpu_by_pid() snapshots, counting only the
+    processes ``keep`` accepts (e.g. the PostgreSQL backends of one database, not the whole
+    shared server); one born meanwhile counts from 0, one that died meanwhile is left out."""
+    totals = dict.fromkeys(names, 0.0)
+    for pid, (name, seconds_now) in after.items():
+        if keep(pid, name):
+            totals[name] += seconds_now - (before[pid][1] if pid in before else 0.0)
+    return {name: round(total / seconds, 2) for name, total in totals.items()}

@@ -3,15 +3,18 @@
    both servers (a physical replica is a copy); on the primary the lag is 0. */
 
 /* Seconds this server's data may be behind the primary; 0 on the primary. A replica that has
-   replayed all the WAL it received counts as caught up. Otherwise the age of the last replayed
-   commit: an upper bound (after an idle primary the first new commit makes it look old at once,
-   so a paused or slow replica is left early rather than late). A replica whose primary is
-   unreachable cannot tell it is behind: it reports its last known state. */
+   replayed all the WAL it received counts as caught up: less than one record header (24 bytes)
+   between them is the padding to a page boundary the primary's WAL often ends on, not a record
+   still to replay (an idle primary would otherwise look ever more behind). Otherwise the age
+   of the last replayed commit: an upper bound (after an idle primary the first new commit
+   makes it look old at once, so a paused or slow replica is left early rather than late). A
+   replica whose primary is unreachable cannot tell it is behind: it reports its last state. */
 create or replace function private.replica_lag_seconds() returns double precision
 language sql stable set search_path = '' as $$
   select case
     when not pg_catalog.pg_is_in_recovery() then 0
-    when pg_catalog.pg_last_wal_receive_lsn() is not distinct from pg_catalog.pg_last_wal_replay_lsn() then 0
+    when pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn()) < 24
+      then 0
     else coalesce(extract(epoch from pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp()),
                   'Infinity')
   end::double precision
