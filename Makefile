@@ -85,3 +85,11 @@ $(BROWSER_BUNDLE):
 
 browser-deps: $(BROWSER_BUNDLE) ## postgrest-js bundled for tests/browser (npm; skipped when built); prints its path
 	@echo $(BROWSER_BUNDLE)
+
+# load and fault evidence (issue 14, contract §14)
+.PHONY: load soak
+load: venv postgrest ## load harness: the audit's scenarios + the 500-user mix with locust through the gateway (LOAD_ARGS=--readme writes README)
+	$(PY) -m ops.load $(LOAD_ARGS)
+
+soak: venv postgrest ## the long fault runs (PostgreSQL restarts, killed workers, schema reloads under load)
+	KITSU_SOAK=1 $(PY) -m pytest -m processes tests/faults -q $(PYTEST_ARGS)
