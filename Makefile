@@ -110,3 +110,11 @@ bench-search: venv postgrest titles ## search on real titles with wrk: 20k/100k/
 .PHONY: bench-pooling
 bench-pooling: venv postgrest ## PostgREST direct vs through PgBouncer (transaction mode) with wrk: req/s, p95, cores
 	$(PY) -m ops.bench.pooling $(BENCH_ARGS)
+
+# load and fault evidence (issue 14, contract §14)
+.PHONY: load soak
+load: venv postgrest ## load harness: the audit's scenarios + the 500-user mix with locust through the gateway (LOAD_ARGS=--readme writes README)
+	$(PY) -m ops.load $(LOAD_ARGS)
+
+soak: venv postgrest ## the long fault runs (PostgreSQL restarts, killed workers, schema reloads under load)
+	KITSU_SOAK=1 $(PY) -m pytest -m processes tests/faults -q $(PYTEST_ARGS)

@@ -1,17 +1,18 @@
-"""CPU time of processes by name, read from /proc (for "how many cores did it use")."""
+"""CPU time of processes by name or by process tree, read from /proc (for "how many cores did
+it use")."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_pid(names: tuple[str, ...]) -> dict[int, tuple[str, float]]:
-    """(command name, user+system CPU seconds) of each live process whose name is in ``names``."""
-    found: dict[int, tuple[str, float]] = {}
+def _processes(reaped: bool = False) -> Iterator[tuple[int, str, int, float]]:
+    """(pid, command name, parent pid, user+system CPU seconds) of every live process; with
+    ``reaped``, plus the CPU of its children that exited and were waited for."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -20,10 +21,30 @@ def cpu_by_pid(names: tuple[str, ...]) -> dict[int, tuple[str, float]]:
         except OSError:
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
-        if name in names:
-            fields = stat[stat.rindex(")") + 2:].split()
-            found[int(proc.name)] = (name, (int(fields[11]) + int(fields[12])) / TICKS)
-    return found
+        fields = stat[stat.rindex(")") + 2:].split()
+        ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+        yield int(proc.name), name, int(fields[1]), ticks / TICKS
+
+
+def cpu_by_pid(names: tuple[str, ...]) -> dict[int, tuple[str, float]]:
+    """(command name, user+system CPU seconds) of each live process whose name is in ``names``."""
+    return {pid: (name, seconds) for pid, name, _, seconds in _processes() if name in names}
+
+
+def cpu_by_tree(roots: Mapping[str, int]) -> dict[str, float]:
+    """CPU seconds of each named process and all its descendants (a service's workers, the
+    postmaster's backends), children that exited meanwhile included (counted in their parent
+    once it waited for them)."""
+    processes = {pid: (parent, seconds) for pid, _, parent, seconds in _processes(reaped=True)}
+    label_of = {pid: label for label, pid in roots.items()}
+    totals = dict.fromkeys(roots, 0.0)
+    for pid, (_, seconds) in processes.items():
+        ancestor = pid
+        while ancestor not in label_of and ancestor in processes and ancestor > 1:
+            ancestor = processes[ancestor][0]
+        if ancestor in label_of:
+            totals[label_of[ancestor]] += seconds
+    return totals
 
 
 def cpu_seconds(names: tuple[str, ...]) -> dict[str, float]:

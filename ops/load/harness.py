@@ -1,0 +1,461 @@
+"""The load harness (`make load`, contract §14, issue 14): the audit's four scenarios and the
+500-user mix, with locust (headless, loopback only, bounded in users and time) through the real
+gateway (nginx) in front of real PostgREST, auth_service and PostgreSQL.
+
+Everything runs on a private PostgreSQL cluster the harness creates in a temporary folder
+(ops/embedded_pg.py: this machine's server binaries, a free port, 127.0.0.1 only), so the
+database's CPU and connections are this run's alone; it is removed at the end.
+
+Scenarios (docs/seed-production-audit.md "Load testing scenarios"):
+  browse      100 users open catalog pages and click titles (anonymous)
+  favorites   50 signed-in users with 20 favorites each open their favorites page
+  attacker    one address guesses one person's password against 5 auth_service workers
+  autoupdate  3 ingest workers with an autoupdate tick every 2 s: no run twice, no duplicate job
+  mixed       500 users: browse, search, title page, favorites, continue watching, save
+              progress, sign in (1-3 s of thinking between pages)
+
+For each: requests, requests/s, p50/p95/p99 (reads and writes apart), errors, requests per page,
+database connections in use (pg_stat_activity sampled every 0.25 s), pool timeouts (504 answers:
+PostgREST's PGRST003), CPU per component (process groups, /proc). The table goes to stdout and,
+with --readme, into README.md between the "load-results" markers, the audit's targets beside
+each figure.
+
+Usage: python -m ops.load [--scenarios browse,favorites,attacker,autoupdate,mixed] [--scale 1.0] [--readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from auth_service import keys
+from database import build as db
+from ops import embedded_pg, launch, services
+from ops.bench import catalog
+from ops.bench.auth import PASSWORD, hasher
+from ops.bench.cpu import cpu_by_tree
+
+LOAD_DB = "kitsu_load"
+HERE = Path(__file__).resolve().parent
+LOCUST = str(Path(sys.executable).with_name("locust"))
+TITLES, PEOPLE, FAVORITES, PROGRESS = 20_000, 600, 20, 10
+AUTH_WORKERS = 5
+README = db.ROOT / "README.md"
+MARK_START, MARK_END = "<!-- load-results:start -->", "<!-- load-results:end -->"
+
+SEED = f"""
+insert into data.episodes (anime_id, number, title)
+select a.id, n, 'Episode ' || n from data.anime a, generate_series(1, 3) n;
+insert into data.users (email, password_hash)
+select 'load-' || i || '@example.test', %(hash)s from generate_series(1, {PEOPLE}) i;
+with numbered as (select id, row_number() over (order by id) as n from data.anime),
+     people as (select id, row_number() over (order by id) as p from data.users)
+insert into data.favorites (user_id, anime_id, list_status)
+select people.id, numbered.id, 'watching'
+  from people join numbered on numbered.n between (people.p * 7) %% {TITLES - FAVORITES} + 1
+                                              and (people.p * 7) %% {TITLES - FAVORITES} + {FAVORITES};
+with numbered as (select id, row_number() over (order by id) as n from data.anime),
+     people as (select id, row_number() over (order by id) as p from data.users)
+insert into data.watch_progress (user_id, anime_id, episode_number, episode_id, position_seconds,
+                                 progress_percent, last_watched_at)
+select people.id, numbered.id, 2, e.id, 600, 42.5, now() - numbered.n * interval '1 minute'
+  from people
+  join numbered on numbered.n between (people.p * 7) %% {TITLES - FAVORITES} + 1
+                                  and (people.p * 7) %% {TITLES - FAVORITES} + {PROGRESS}
+  join data.episodes e on e.anime_id = numbered.id and e.number = 2;
+"""
+
+
+@dataclass
+class Scenario:
+    name: str
+    user_class: str
+    users: int
+    spawn_rate: float
+    seconds: int      # measured time, after the ramp-up
+    ramp: float       # s: users / spawn_rate, left out of the figures
+    think: str        # what a user waits between pages
+
+
+SCENARIOS = {
+    "browse": Scenario("catalog browse", "CatalogBrowser", 100, 50, 30, 2, "0.5-1.5 s"),
+    "favorites": Scenario("favorites page (20 favorites each)", "FavoritesReader", 50, 25, 30, 2, "0.5-1.5 s"),
+    "attacker": Scenario(f"one attacker, {AUTH_WORKERS} auth workers", "Attacker", 1, 1, 30, 0, "20 ms"),
+    "mixed": Scenario("500-user mix", "MixedUser", 500, 50, 60, 10, "1-3 s"),
+}
+
+
+@dataclass
+class Platform:
+    tmp: Path
+    cluster: embedded_pg.Cluster
+    postgrest: services.Service
+    auth: services.Service
+    gateway: services.Service
+    extra: list[services.Service] = field(default_factory=list)
+
+    def groups(self) -> dict[str, int]:
+        """The root process of each component (its CPU is the tree's: workers, backends)."""
+        postmaster = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
+        found = {"postgres": postmaster}
+        for name, service in (("postgrest", self.postgrest), ("auth_service", self.auth), ("nginx", self.gateway)):
+            assert service.process is not None
+            found[name] = service.process.pid
+        for service in self.extra:
+            assert service.process is not None
+            found[service.name] = service.process.pid
+        return found
+
+
+def seed() -> dict[str, Any]:
+    """The load database: 20,000 titles (ops.bench.catalog), 3 episodes each, 600 people with
+    20 favorites and 10 progress rows each (real argon2id hashes, so they can sign in)."""
+    db.ensure_roles()
+    db.ensure_database(LOAD_DB)
+    db.migrate(LOAD_DB)
+    started = time.monotonic()
+    with psycopg.connect(db.role_url(LOAD_DB, "kitsu_owner")) as conn:
+        catalog.load(conn, TITLES)
+        stored = {"hash": hasher().hash(PASSWORD)}
+        for statement in filter(str.strip, SEED.split(";\n")):  # one statement per call (parameters)
+            conn.execute(statement, stored)
+    with psycopg.connect(db.role_url(LOAD_DB, "kitsu_owner"), autocommit=True) as conn:
+        conn.execute("vacuum analyze")
+        titles = [str(row[0]) for row in conn.execute("select id from data.anime")]
+        names = [n for row in conn.execute("select title, title_en, title_original from data.anime") for n in row if n]
+        people = [row[0] for row in conn.execute("select email from data.users order by email")]
+    print(f"seeded {len(titles)} titles, {len(people)} people in {time.monotonic() - started:.1f}s", flush=True)
+    return {"titles": titles, "titles_total": len(titles), "names": names[:5000], "people": people[1:],
+            "victim": people[0], "password": PASSWORD, "favorites_each": FAVORITES}
+
+
+def start_platform(tmp: Path) -> Platform:
+    home = tmp / "pg"
+    cluster = embedded_pg.Cluster(home=home).start()
+    os.environ["DATABASE_URL"] = cluster.url
+    private_pem = keys.generate_private_pem()
+    jwks = keys.jwks_json({"load": private_pem})
+    platform = None
+    try:
+        data = seed()
+        (tmp / "data.json").write_text(json.dumps(data))
+        admin_port = services.free_port()
+        postgrest = services.postgrest(LOAD_DB, jwks_json=jwks, admin_port=admin_port,
+                                       log_path=tmp / "postgrest.log").start().wait_ready()
+        auth = launch.auth_process(LOAD_DB, port=services.free_port(), workers=AUTH_WORKERS, log_path=tmp / "auth.log",
+                                   env={"AUTH_JWT_KEYS": json.dumps({"load": private_pem}),
+                                        "AUTH_TRUSTED_PROXIES": "127.0.0.1/32", "AUTH_EXPOSE_WORKER": "true"})
+        auth.start().wait_ready(timeout=60)
+        gateway = launch.gateway_process(postgrest=postgrest, postgrest_admin=f"127.0.0.1:{admin_port}", auth=auth,
+                                         run_dir=tmp / "gateway", port=services.free_port(),
+                                         log_path=tmp / "gateway.log").start().wait_ready()
+        platform = Platform(tmp, cluster, postgrest, auth, gateway)
+        return platform
+    finally:
+        if platform is None:
+            cluster.stop()
+
+
+def stop_platform(platform: Platform) -> None:
+    for service in (*platform.extra, platform.gateway, platform.auth, platform.postgrest):
+        service.stop()
+    platform.cluster.stop()
+
+
+@contextmanager
+def sampled_connections(url: str) -> Iterator[dict[str, Any]]:
+    """Sample pg_stat_activity every 0.25 s while the block runs: peak client connections in
+    total, active at once, and by role."""
+    peak: dict[str, Any] = {"total": 0, "active": 0, "by_role": {}, "samples": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                rows = conn.execute(
+                    "select usename::text, count(*), count(*) filter (where state = 'active') from pg_stat_activity"
+                    " where backend_type = 'client backend' and pid <> pg_backend_pid() group by 1").fetchall()
+                peak["total"] = max(peak["total"], sum(r[1] for r in rows))
+                peak["active"] = max(peak["active"], sum(r[2] for r in rows))
+                for role, count, _ in rows:
+                    peak["by_role"][role] = max(peak["by_role"].get(role, 0), count)
+                peak["samples"] += 1
+                stop.wait(0.25)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def summarise(records: list[list[Any]], since: float, until: float) -> dict[str, Any]:
+    """Figures of the requests that started in [since, until)."""
+    from ops.load.locustfile import WRITES
+
+    window = [r for r in records if since <= r[0] < until]
+    seconds = max(until - since, 1e-9)
+
+    def figures(rows: list[list[Any]]) -> dict[str, Any]:
+        times = [r[2] for r in rows]
+        return {"requests": len(rows), "rps": len(rows) / seconds, "errors": sum(1 for r in rows if not r[4]),
+                "p50": percentile(times, 50), "p95": percentile(times, 95), "p99": percentile(times, 99),
+                "pool_timeouts": sum(1 for r in rows if r[3] == 504)}
+
+    by_name = {name: figures([r for r in window if r[1] == name]) for name in sorted({r[1] for r in window})}
+    return {"all": figures(window), "reads": figures([r for r in window if r[1] not in WRITES]),
+            "writes": figures([r for r in window if r[1] in WRITES]), "by_name": by_name}
+
+
+def run_locust(platform: Platform, scenario: Scenario, scale: float) -> dict[str, Any]:
+    seconds = max(5, int(scenario.seconds * scale))
+    out = platform.tmp / f"{scenario.user_class}.json"
+    argv = [LOCUST, "-f", str(HERE / "locustfile.py"), "--headless", "--only-summary", "--loglevel", "WARNING",
+            "-u", str(scenario.users), "-r", str(scenario.spawn_rate), "-t", f"{int(scenario.ramp + seconds)}s",
+            "--stop-timeout", "5", "--host", platform.gateway.url or "", scenario.user_class]
+    env = {**os.environ, "KITSU_LOAD_DATA": str(platform.tmp / "data.json"), "KITSU_LOAD_OUT": str(out)}
+    groups = platform.groups()
+    with sampled_connections(db.role_url(LOAD_DB)) as connections:
+        locust = subprocess.Popen(argv, env=env, cwd=db.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, start_new_session=True)
+        started = time.time()
+        groups["locust"] = locust.pid
+        time.sleep(scenario.ramp)
+        cpu_before, measured_from = cpu_by_tree(groups), time.time()
+        time.sleep(seconds)
+        cpu_after, measured_until = cpu_by_tree(groups), time.time()
+        output, _ = locust.communicate(timeout=120)
+    if not out.exists():
+        raise RuntimeError(f"locust wrote no results ({locust.returncode}):\n{output[-3000:]}")
+    recorded = json.loads(out.read_text())
+    result = summarise(recorded["requests"], measured_from, measured_until)
+    pages = [p for p in recorded["pages"] if measured_from <= p[0] < measured_until and not p[1].startswith("worker")]
+    result.update(
+        scenario=scenario, seconds=measured_until - measured_from, ramp_started=started,
+        requests_per_page=(result["all"]["requests"] / len(pages)) if pages else None,
+        connections=connections, load=os.getloadavg(),
+        cores={name: round((cpu_after[name] - cpu_before[name]) / (measured_until - measured_from), 2)
+               for name in cpu_before},
+        all_requests=recorded["requests"], workers_seen=len({p[1] for p in recorded["pages"] if p[1].startswith("worker")}))
+    return result
+
+
+def attacker_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """How many guesses reached the password check (401) against the configured limit."""
+    from auth_service.settings import Settings
+
+    rows = result["all_requests"]
+    limit = Settings.model_fields["login_ip_email_limit"].default
+    return {"guesses": len(rows), "hashed": sum(1 for r in rows if r[3] == 401),
+            "limited": sum(1 for r in rows if r[3] == 429), "busy": sum(1 for r in rows if r[3] == 503),
+            "other": sum(1 for r in rows if r[3] not in (401, 429, 503)), "limit": limit}
+
+
+def run_autoupdate(tmp: Path, scale: float) -> dict[str, Any]:
+    """Scenario 4: three workers, an autoupdate tick every 2 s (interval 0: every tick is due),
+    against the offline upstream with its real limits. Afterwards: runs per tick, overlapping
+    runs, duplicate tick jobs, and upstream requests against one run's need."""
+    dbname = f"{LOAD_DB}_ingest"
+    db.ensure_database(dbname)
+    db.migrate(dbname)
+    upstream = launch.upstream_process(port=services.free_port(), log_path=tmp / "upstream.log").start().wait_ready()
+    worker_env = {**launch.upstream_env(upstream), "INGEST_POLL_SECONDS": "0.2", "INGEST_HEARTBEAT_SECONDS": "1",
+                  "INGEST_CATALOG_CRON": "0 0 1 1 *", "INGEST_SCHEDULE_CRON": "0 0 1 1 *",
+                  "INGEST_EPISODES_CRON": "0 0 1 1 *", "INGEST_SWEEP_CRON": "* * * * * */5"}
+    workers: list[services.Service] = []
+    seconds = max(10, int(30 * scale))
+    try:
+        with psycopg.connect(db.role_url(dbname, "kitsu_owner"), autocommit=True) as conn:
+            conn.execute("select ingest.trigger_sync('sync_catalog')")
+        first = launch.worker_process(dbname, name="first", env=worker_env, log_path=tmp / "worker-first.log")
+        first.start().wait_ready()
+        with psycopg.connect(db.role_url(dbname, "kitsu_owner"), autocommit=True) as conn:
+            deadline = time.monotonic() + 120
+            while not conn.execute("select exists (select from data.sync_runs where status = 'succeeded')").fetchone()[0]:
+                assert time.monotonic() < deadline, "first catalog sync did not finish"
+                time.sleep(0.5)
+            first.stop()
+            conn.execute("""select ingest.update_settings('{"autoupdate_interval_minutes": 0}')""")
+            since = conn.execute("select coalesce(max(id), 0) from data.sync_runs").fetchone()[0]
+            ongoing = len(conn.execute("select ingest.ongoing_shikimori_ids()").fetchone()[0] or [])
+        env = {**worker_env, "INGEST_AUTOUPDATE_CRON": "* * * * * */2"}
+        for number in range(1, 4):
+            workers.append(launch.worker_process(dbname, name=f"auto-{number}", env=env,
+                                                 log_path=tmp / f"worker-{number}.log").start().wait_ready())
+        time.sleep(seconds)
+        for worker in workers:
+            worker.stop()
+        with psycopg.connect(db.role_url(dbname, "kitsu_owner"), autocommit=True) as conn:
+            runs = conn.execute(
+                "select tick, status, started_at, finished_at, requests, job_id from data.sync_runs"
+                " where id > %s and task = 'autoupdate' order by id", (since,)).fetchall()
+            duplicate_ticks = conn.execute(
+                "select count(*) from (select args ->> 'timestamp' from procrastinate.procrastinate_jobs"
+                " where task_name = 'ingest_tick' and args ->> 'task' = 'autoupdate' group by 1 having count(*) > 1) d"
+            ).fetchone()[0]
+            ticks = conn.execute("select count(*) from procrastinate.procrastinate_jobs where task_name = 'ingest_tick'"
+                                 " and args ->> 'task' = 'autoupdate'").fetchone()[0]
+            duplicates_in_catalog = conn.execute(
+                "select count(*) - count(distinct shikimori_id) from data.anime").fetchone()[0]
+        finished = [r for r in runs if r[3] is not None]
+        overlapping = sum(1 for a, b in zip(finished, finished[1:], strict=False) if b[2] < a[3])
+        runs_per_tick = max((sum(1 for r in runs if r[0] == tick) for tick in {r[0] for r in runs}), default=0)
+        return {"seconds": seconds, "workers": 3, "ticks": ticks, "duplicate_tick_jobs": duplicate_ticks,
+                "runs": len(runs), "succeeded": sum(1 for r in runs if r[1] == "succeeded"),
+                "overlapping": overlapping, "max_runs_per_tick": runs_per_tick, "ongoing_titles": ongoing,
+                "requests": sum(r[4] for r in runs),
+                "requests_per_run": statistics.mean([r[4] for r in finished]) if finished else 0,
+                "duplicates_in_catalog": duplicates_in_catalog, "load": os.getloadavg()}
+    finally:
+        for worker in workers:
+            worker.stop()
+        upstream.stop()
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def table(results: dict[str, Any], uptime: str) -> str:
+    """The README table: each figure with the audit's / the issue's target beside it."""
+    lines = [
+        f"`make load` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; `uptime` before the run: {uptime}). "
+        f"locust {locust_version()} headless, FastHttpUser, through the gateway (nginx) → PostgREST (db-pool 20) / "
+        f"auth_service ({AUTH_WORKERS} workers) → a private PostgreSQL 15 (20,000 titles, {PEOPLE} people with "
+        f"{FAVORITES} favorites and {PROGRESS} progress rows each), all on the same {os.cpu_count()} shared cores, "
+        "locust included. Figures are over the measured window, after the ramp-up.",
+        "",
+        "| scenario | users (think) | req/s | p50 / p95 / p99 ms (reads) | p95 ms (writes) | errors | req/page | "
+        "peak DB conns (active) | pool timeouts | cores: postgres / postgrest / auth / nginx / locust | targets |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    targets = {
+        "browse": "no pool exhaustion (audit: 100 conns > pool 15 → 504s); 0 errors; p95 < 250 ms",
+        "favorites": "1 request per page (audit: 21); 0 errors; p95 < 250 ms",
+        "mixed": "0 errors; p95 < 250 ms reads (audit: < 500 ms); 1 req/favorites page; 0 pool timeouts",
+    }
+    for key, result in results.items():
+        if key in ("attacker", "autoupdate"):
+            continue
+        scenario, reads, writes = result["scenario"], result["reads"], result["writes"]
+        cores = result["cores"]
+        lines.append(
+            f"| {scenario.name} | {scenario.users} ({scenario.think}) | {fmt(result['all']['rps'])} | "
+            f"{fmt(reads['p50'], 1)} / {fmt(reads['p95'], 1)} / {fmt(reads['p99'], 1)} | "
+            f"{fmt(writes['p95'], 1) if writes['requests'] else '–'} | {result['all']['errors']} | "
+            f"{fmt(result['requests_per_page'] or 0, 2)} | {result['connections']['total']} "
+            f"({result['connections']['active']}) | {result['all']['pool_timeouts']} | "
+            f"{cores['postgres']} / {cores['postgrest']} / {cores['auth_service']} / {cores['nginx']} / "
+            f"{cores['locust']} | {targets[key]} |")
+    if "attacker" in results:
+        attack = attacker_figures(results["attacker"])
+        cores = results["attacker"]["cores"]
+        lines.append(
+            f"| one attacker, {AUTH_WORKERS} auth workers | 1 (20 ms) | {fmt(results['attacker']['all']['rps'])} | "
+            f"{fmt(results['attacker']['reads']['p50'], 1)} / {fmt(results['attacker']['reads']['p95'], 1)} / "
+            f"{fmt(results['attacker']['reads']['p99'], 1)} | – | {attack['other']} | 1 | "
+            f"{results['attacker']['connections']['total']} ({results['attacker']['connections']['active']}) | "
+            f"{results['attacker']['all']['pool_timeouts']} | {cores['postgres']} / {cores['postgrest']} / "
+            f"{cores['auth_service']} / {cores['nginx']} / {cores['locust']} | "
+            f"{attack['guesses']} guesses answered by {results['attacker']['workers_seen']} workers: "
+            f"**{attack['hashed']} reached the password check** (limit {attack['limit']} per address and e-mail "
+            f"per minute; audit: 25 with 5 workers), {attack['limited']} × 429, {attack['busy']} × 503 |")
+    if auto := results.get("autoupdate"):
+        lines.append(
+            f"| autoupdate, 3 workers, a tick every 2 s | – | – | – | – | "
+            f"{auto['runs'] - auto['succeeded']} failed runs | – | – | – | – | "
+            f"{auto['seconds']} s: {auto['ticks']} tick jobs, **{auto['duplicate_tick_jobs']} duplicate ticks, "
+            f"{auto['runs']} runs, at most {auto['max_runs_per_tick']} per tick, {auto['overlapping']} overlapping**, "
+            f"{auto['requests']} upstream requests ({fmt(auto['requests_per_run'], 1)} per run, "
+            f"{auto['ongoing_titles']} ongoing titles), {auto['duplicates_in_catalog']} duplicate titles "
+            "(audit: 3 workers → 3× jobs and API calls) |")
+    if "mixed" in results:
+        lines += ["", "500-user mix by page (measured window):", "",
+                  "| page | requests | req/s | p50 ms | p95 ms | p99 ms | errors |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for name, figures in results["mixed"]["by_name"].items():
+            lines.append(f"| {name} | {figures['requests']} | {fmt(figures['rps'], 1)} | {fmt(figures['p50'], 1)} | "
+                         f"{fmt(figures['p95'], 1)} | {fmt(figures['p99'], 1)} | {figures['errors']} |")
+        by_role = results["mixed"]["connections"]["by_role"]
+        lines += ["", "Peak connections by role in the mix: " + ", ".join(f"{k} {v}" for k, v in sorted(by_role.items()))
+                  + f" (max_connections 200 on the private cluster; PostgREST pool 20 + 1 LISTEN, auth_service "
+                    f"{AUTH_WORKERS} workers × their pool)."]
+    return "\n".join(lines) + "\n"
+
+
+def locust_version() -> str:
+    return subprocess.run([LOCUST, "--version"], capture_output=True, text=True).stdout.split()[1]
+
+
+def write_readme(text: str) -> None:
+    readme = README.read_text()
+    if MARK_START not in readme:
+        readme += f"\n## Load and fault results\n\n{MARK_START}\n{MARK_END}\n"
+    before, rest = readme.split(MARK_START, 1)
+    _, after = rest.split(MARK_END, 1)
+    README.write_text(f"{before}{MARK_START}\n{text}{MARK_END}{after}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="browse,favorites,attacker,autoupdate,mixed")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every measured duration")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args()
+    if not shutil.which("nginx") and not os.access("/usr/sbin/nginx", os.X_OK):
+        raise SystemExit("nginx is not installed (Debian package nginx): the harness drives the gateway")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"uptime: {uptime}", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="kitsu-load-"))
+    tmp.chmod(0o755)  # the cluster's server runs as the postgres user (as root) and must enter it
+    results: dict[str, Any] = {}
+    platform = start_platform(tmp)
+    try:
+        for key in args.scenarios.split(","):
+            print(f"running {key}…", flush=True)
+            if key == "autoupdate":
+                results[key] = run_autoupdate(tmp, args.scale)
+                print(json.dumps(results[key]), flush=True)
+                continue
+            result = run_locust(platform, SCENARIOS[key], args.scale)
+            results[key] = result
+            print(json.dumps({k: v for k, v in result.items() if k in ("all", "reads", "writes", "requests_per_page",
+                                                                       "connections", "cores", "load")}), flush=True)
+    finally:
+        stop_platform(platform)
+        shutil.rmtree(tmp, ignore_errors=True)
+    text = table(results, uptime)
+    print("\n" + text)
+    if args.readme:
+        write_readme(text)
+        print(f"written to {README}")
+
+
+if __name__ == "__main__":
+    main()
