@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 LINK = re.compile(r"https?://\S+[?&]token=[\w-]+")
 
@@ -43,6 +44,7 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
+        self.sink.authenticated.append(bool(session.authenticated))
         self.sink._keep(message)
         # tests: hold the answer to the first mail after `hold_next_seconds` was set, so a
         # worker can be killed between the message arriving and the server's 250
@@ -62,8 +64,11 @@ class MailSink:
         host: str = "127.0.0.1",
         folder: Path | None = None,
         on_message: Callable[[EmailMessage], None] | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.host, self.port, self.folder, self.on_message = host, port, folder, on_message
+        self.credentials = credentials  # tests: offer SMTP AUTH (over plain text) for these
+        self.authenticated: list[bool] = []  # per message: did its session pass AUTH?
         self.messages: list[EmailMessage] = []
         self.hold_next_seconds = 0.0
         self._lock = threading.Lock()
@@ -80,8 +85,15 @@ class MailSink:
         if self.on_message is not None:
             self.on_message(message)
 
+    def _authenticate(self, _server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any) -> AuthResult:
+        given = (data.login.decode(), data.password.decode()) if isinstance(data, LoginPassword) else None
+        return AuthResult(success=given == self.credentials, handled=False)
+
     def start(self) -> MailSink:
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+        auth: dict[str, Any] = {}
+        if self.credentials is not None:
+            auth = {"authenticator": self._authenticate, "auth_require_tls": False}
+        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **auth)
         self._controller.start()
         return self
 

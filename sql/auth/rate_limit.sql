@@ -135,8 +135,8 @@ begin
 end
 $$;
 
-/* Remove what no longer counts: empty rate-limit rows, refresh tokens of ended sessions, and
-   sessions that ended more than p_retention ago. Safe to call from every process at once (only
+/* Remove what no longer counts: empty rate-limit rows, refresh tokens of ended sessions,
+   sessions that ended more than p_retention ago, and account tokens expired that long ago. Safe to call from every process at once (only
    one runs; the others return zeros). */
 create or replace function auth.purge(p_retention interval)
 returns table (rate_limits bigint, refresh_tokens bigint, sessions bigint)
@@ -158,6 +158,8 @@ begin
      where coalesce(s.revoked_at, s.expires_at) < now() - p_retention
     returning 1)
   select count(*) into sessions from gone;
+  -- reset and verification tokens past their expiry can never be used again
+  delete from data.account_tokens t where t.expires_at < now() - p_retention;
   return next;
 end
 $$;

@@ -158,9 +158,13 @@ def test_reset_tokens_expire_and_unknown_ones_are_400(api: Api, sink: MailSink, 
         assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_reset_token"
 
 
-def test_forgot_is_rate_limited_per_email_and_per_address(api: Api, start_auth, auth_db: str):
-    limited = start_auth(auth_db, workers=1, AUTH_FORGOT_EMAIL_LIMIT="2", AUTH_FORGOT_IP_LIMIT="3")
+def test_forgot_and_resend_are_rate_limited(api: Api, start_auth, auth_db: str):
+    limited = start_auth(auth_db, workers=1, AUTH_FORGOT_EMAIL_LIMIT="2", AUTH_FORGOT_IP_LIMIT="3",
+                         AUTH_VERIFY_RESEND_LIMIT="1")
     limited_api = Api(limited.url or "")
+    pair = limited_api.register()
+    codes = [limited_api.post("/auth/email/verify/resend", token=pair["access_token"]).status_code for _ in range(2)]
+    assert codes == [202, 429]  # per account
     email = new_email()
     codes = [limited_api.post("/auth/password/forgot", {"email": email}, ip=new_ip()).status_code for _ in range(3)]
     assert codes == [202, 202, 429]
