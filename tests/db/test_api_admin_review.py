@@ -111,3 +111,23 @@ def test_the_sync_tasks_accept_dry_run():
 
     for task in (tasks.sync_catalog, tasks.sync_schedule, tasks.sync_episodes):
         assert "dry_run" in inspect.signature(task.func).parameters
+
+
+def test_upstream_limits_and_the_enable_switch(world):
+    def limits(**patch):
+        return call(world, "admin", "POST", "/rpc/admin_set_upstream_limits", upstream="shikimori", patch=patch)
+
+    try:
+        assert limits(per_minute=60).json()["limits"]["per_minute"] == 60
+        too_fast = limits(per_second=50)
+        assert (too_fast.status_code, too_fast.json()["code"]) == (400, "limit_above_upstream")
+        assert limits(enabled=False).json()["limits"]["enabled"] is False
+        with owner_connect(world["db"]) as conn:  # what every worker's limiter asks
+            with pytest.raises(psycopg.Error) as refused:
+                conn.execute("select ingest.acquire_slot('shikimori')")
+        assert refused.value.sqlstate == "KI007"
+        [row] = call(world, "admin", "GET", "/admin_upstream_limits?upstream=eq.shikimori").json()
+        assert (row["enabled"], row["per_minute"]) == (False, 60)
+        assert call(world, "editor", "GET", "/admin_upstream_limits").status_code == 403
+    finally:
+        limits(enabled=True, per_minute=90)
