@@ -105,11 +105,8 @@ begin
   exception when unique_violation then
     perform private.raise_error(409, 'episode_exists', 'This title already has an episode with this number.');
   end;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.update', 'episode', before_row.id::text,
-                  private.jsonb_pick(to_jsonb(before_row), changed), private.jsonb_pick(to_jsonb(after_row), changed),
-                  admin_update_episode.reason),
-    warnings);
+  return private.admin_episode_audited('episode.update', before_row, after_row, changed,
+                                       admin_update_episode.reason, warnings);
 end
 $$;
 comment on function api.admin_update_episode(uuid, jsonb, text) is $$Edit an episode (permission episode.edit)
@@ -141,10 +138,8 @@ begin
          locked_at = now(), updated_at = now()
    where e.id = before_row.id
   returning e.* into after_row;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.lock', 'episode', before_row.id::text,
-                  jsonb_build_object('locked_fields', before_row.locked_fields),
-                  jsonb_build_object('locked_fields', after_row.locked_fields), admin_lock_episode.reason));
+  return private.admin_episode_audited('episode.lock', before_row, after_row, array['locked_fields'],
+                                       admin_lock_episode.reason);
 end
 $$;
 comment on function api.admin_lock_episode(uuid, text[], text) is $$Lock an episode (permission episode.lock)
@@ -177,10 +172,8 @@ begin
          updated_at = now()
    where e.id = before_row.id
   returning e.* into after_row;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.unlock', 'episode', before_row.id::text,
-                  jsonb_build_object('locked_fields', before_row.locked_fields),
-                  jsonb_build_object('locked_fields', after_row.locked_fields), admin_unlock_episode.reason));
+  return private.admin_episode_audited('episode.unlock', before_row, after_row, array['locked_fields'],
+                                       admin_unlock_episode.reason);
 end
 $$;
 comment on function api.admin_unlock_episode(uuid, text[], text) is $$Unlock an episode (permission episode.unlock)
@@ -209,11 +202,8 @@ begin
          updated_at = now()
    where e.id = before_row.id
   returning e.* into after_row;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.delete', 'episode', before_row.id::text,
-                  private.jsonb_pick(to_jsonb(before_row), array['deleted_at', 'deleted_by', 'delete_reason']),
-                  private.jsonb_pick(to_jsonb(after_row), array['deleted_at', 'deleted_by', 'delete_reason']),
-                  admin_delete_episode.reason));
+  return private.admin_episode_audited('episode.delete', before_row, after_row,
+                                       array['deleted_at', 'deleted_by', 'delete_reason'], admin_delete_episode.reason);
 end
 $$;
 comment on function api.admin_delete_episode(uuid, text) is $$Soft-delete an episode (permission episode.delete)
@@ -238,11 +228,8 @@ begin
      set deleted_at = null, deleted_by = null, delete_reason = null, updated_at = now()
    where e.id = before_row.id
   returning e.* into after_row;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.restore', 'episode', before_row.id::text,
-                  private.jsonb_pick(to_jsonb(before_row), array['deleted_at', 'deleted_by', 'delete_reason']),
-                  private.jsonb_pick(to_jsonb(after_row), array['deleted_at', 'deleted_by', 'delete_reason']),
-                  admin_restore_episode.reason));
+  return private.admin_episode_audited('episode.restore', before_row, after_row,
+                                       array['deleted_at', 'deleted_by', 'delete_reason'], admin_restore_episode.reason);
 end
 $$;
 comment on function api.admin_restore_episode(uuid, text) is $$Restore a soft-deleted episode (permission episode.delete)

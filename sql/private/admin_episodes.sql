@@ -60,6 +60,17 @@ language sql stable set search_path = '' as $$
                             'warnings', to_jsonb(admin_episode_result.warnings))
 $$;
 
+-- A changed episode: one audit row with before/after of `fields`, then the RPC's answer.
+create or replace function private.admin_episode_audited(action text, before_row data.episodes, after_row data.episodes,
+                                                         fields text[], reason text, warnings text[] default '{}')
+returns jsonb
+language sql volatile set search_path = '' as $$
+  select private.admin_episode_result(before_row.id,
+           private.audit(action, 'episode', before_row.id::text, private.jsonb_pick(to_jsonb(before_row), fields),
+                         private.jsonb_pick(to_jsonb(after_row), fields), reason),
+           warnings)
+$$;
+
 -- The episode to change, locked for this transaction: 404 when unknown, 410 when soft-deleted.
 create or replace function private.admin_episode_for_update(episode_id uuid, allow_deleted boolean default false)
 returns data.episodes
