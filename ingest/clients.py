@@ -57,6 +57,9 @@ class UpstreamError(Exception):
         self.retryable = retryable
 
 
+# SQLSTATE of ingest.acquire_slot for an upstream an admin switched off (data.upstream_limits.enabled)
+UPSTREAM_DISABLED = "KI007"
+
 # borrows a database connection for one call (ingest.pool.connection)
 Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]]
 
@@ -79,9 +82,14 @@ class Limiter:
         while True:
             # borrowed per ask and given back before sleeping; the limiter may ask (for a
             # prefetched page) while the sync stages the previous page on another connection
-            async with self.connect() as conn:
-                cur = await conn.execute("select ingest.acquire_slot(%s)", (upstream,))
-                row = await cur.fetchone()
+            try:
+                async with self.connect() as conn:
+                    cur = await conn.execute("select ingest.acquire_slot(%s)", (upstream,))
+                    row = await cur.fetchone()
+            except psycopg.Error as exc:
+                if exc.sqlstate == UPSTREAM_DISABLED:
+                    raise UpstreamError(f"{upstream}_disabled", f"{upstream} is switched off by an admin") from None
+                raise
             wait = float(row[0]) if row else 0.0
             if wait <= 0:
                 self.granted += 1

@@ -2,7 +2,8 @@
 -- Admin, complete (issue 13): who created, edited, locked and deleted an episode; player links
 -- fixed by hand, locked or hidden one by one (ingest keeps them); IP bans; and `anime.view` /
 -- `episode.view` mean "read the admin catalog" (support holds them), so plain users lose them
--- (the public catalog needs no permission). Functions, views and grants are code.
+-- (the public catalog needs no permission); an upstream can be switched off. Functions, views
+-- and grants are code.
 alter table data.episodes
   add column edited_fields text[] not null default '{}',
   add column locked_by     uuid references data.users (id) on delete set null,
@@ -58,5 +59,8 @@ create index ip_bans_created_by_idx on data.ip_bans (created_by);
 create index ip_bans_lifted_by_idx on data.ip_bans (lifted_by);
 alter table data.ip_bans enable row level security;
 comment on table data.ip_bans is 'Banned client addresses or networks (security.ban.ip); refused at sign-in, registration, refresh and every PostgREST request.';
+
+alter table data.upstream_limits add column enabled boolean not null default true;
+comment on column data.upstream_limits.enabled is 'False: ingest.acquire_slot refuses every request to this upstream (KI007); its syncs fail with <upstream>_disabled.';
 
 delete from data.role_permissions where role = 'user' and permission in ('anime.view', 'episode.view');

@@ -105,11 +105,8 @@ begin
   exception when unique_violation then
     perform private.raise_error(409, 'episode_exists', 'This title already has an episode with this number.');
   end;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.update', 'episode', before_row.id::text,
-                  private.jsonb_pick(to_jsonb(before_row), changed), private.jsonb_pick(to_jsonb(after_row), changed),
-                  admin_update_episode.reason),
-    warnings);
+  return private.admin_episode_audited('episode.update', before_row, after_row, changed,
+                                       admin_update_episode.reason, warnings);
 end
 $$;
 comment on function api.admin_update_episode(uuid, jsonb, text) is $$Edit an episode (permission episode.edit)
@@ -141,10 +138,8 @@ begin
          locked_at = now(), updated_at = now()
    where e.id = before_row.id
   returning e.* into after_row;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.lock', 'episode', before_row.id::text,
-                  jsonb_build_object('locked_fields', before_row.locked_fields),
-                  jsonb_build_object('locked_fields', after_row.locked_fields), admin_lock_episode.reason));
+  return private.admin_episode_audited('episode.lock', before_row, after_row, array['locked_fields'],
+                                       admin_lock_episode.reason);
 end
 $$;
 comment on function api.admin_lock_episode(uuid, text[], text) is $$Lock an episode (permission episode.lock)
@@ -177,10 +172,8 @@ begin
          updated_at = now()
    where e.id = before_row.id
   returning e.* into after_row;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.unlock', 'episode', before_row.id::text,
-                  jsonb_build_object('locked_fields', before_row.locked_fields),
-                  jsonb_build_object('locked_fields', after_row.locked_fields), admin_unlock_episode.reason));
+  return private.admin_episode_audited('episode.unlock', before_row, after_row, array['locked_fields'],
+                                       admin_unlock_episode.reason);
 end
 $$;
 comment on function api.admin_unlock_episode(uuid, text[], text) is $$Unlock an episode (permission episode.unlock)
@@ -209,11 +202,8 @@ begin
          updated_at = now()
    where e.id = before_row.id
   returning e.* into after_row;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.delete', 'episode', before_row.id::text,
-                  private.jsonb_pick(to_jsonb(before_row), array['deleted_at', 'deleted_by', 'delete_reason']),
-                  private.jsonb_pick(to_jsonb(after_row), array['deleted_at', 'deleted_by', 'delete_reason']),
-                  admin_delete_episode.reason));
+  return private.admin_episode_audited('episode.delete', before_row, after_row,
+                                       array['deleted_at', 'deleted_by', 'delete_reason'], admin_delete_episode.reason);
 end
 $$;
 comment on function api.admin_delete_episode(uuid, text) is $$Soft-delete an episode (permission episode.delete)
@@ -238,11 +228,8 @@ begin
      set deleted_at = null, deleted_by = null, delete_reason = null, updated_at = now()
    where e.id = before_row.id
   returning e.* into after_row;
-  return private.admin_episode_result(before_row.id,
-    private.audit('episode.restore', 'episode', before_row.id::text,
-                  private.jsonb_pick(to_jsonb(before_row), array['deleted_at', 'deleted_by', 'delete_reason']),
-                  private.jsonb_pick(to_jsonb(after_row), array['deleted_at', 'deleted_by', 'delete_reason']),
-                  admin_restore_episode.reason));
+  return private.admin_episode_audited('episode.restore', before_row, after_row,
+                                       array['deleted_at', 'deleted_by', 'delete_reason'], admin_restore_episode.reason);
 end
 $$;
 comment on function api.admin_restore_episode(uuid, text) is $$Restore a soft-deleted episode (permission episode.delete)
@@ -330,3 +317,68 @@ $$;
 comment on function api.admin_lock_player(uuid, integer, boolean, text) is $$Lock (or unlock) one player link (permission episode.lock; unlocking: episode.unlock)
 A locked link is never changed by ingest, and rpc/admin_fix_player refuses it (423 player_locked). 404
 player_not_found, 410 on a deleted episode. Audited. Returns {episode, audit_log_id, warnings}.$$;
+
+-- Review queue: links ingest keeps although upstream changed them -------------------------------
+
+create view api.admin_player_conflicts with (security_invoker = true) as
+select r.anime_id, r.anime_title, r.episode_id, r.number, r.translation_id, r.translation_title,
+       r.catalog_url, r.upstream_url, r.catalog_quality, r.upstream_quality, r.kept_because,
+       r.updated_by, r.updated_at, r.fetched_at
+  from private.admin_player_conflicts r;
+comment on view api.admin_player_conflicts is $$Conflicting player links (permission episode.view)
+Links whose latest upstream version differs from the catalog's while ingest keeps the catalog's: fixed by hand,
+locked, or on an episode whose links are locked. Resolve with rpc/admin_accept_upstream_player (or keep).$$;
+comment on column api.admin_player_conflicts.anime_id is 'The title.';
+comment on column api.admin_player_conflicts.anime_title is 'Its main title.';
+comment on column api.admin_player_conflicts.episode_id is 'The episode.';
+comment on column api.admin_player_conflicts.number is 'Episode number.';
+comment on column api.admin_player_conflicts.translation_id is 'Kodik translation.';
+comment on column api.admin_player_conflicts.translation_title is 'Its name.';
+comment on column api.admin_player_conflicts.catalog_url is 'The link as the catalog serves it.';
+comment on column api.admin_player_conflicts.upstream_url is 'The link upstream says now.';
+comment on column api.admin_player_conflicts.catalog_quality is 'Quality in the catalog.';
+comment on column api.admin_player_conflicts.upstream_quality is 'Quality upstream says.';
+comment on column api.admin_player_conflicts.kept_because is 'fixed_by_hand, link_locked or episode_locked.';
+comment on column api.admin_player_conflicts.updated_by is 'Who changed the catalog link last.';
+comment on column api.admin_player_conflicts.updated_at is 'When.';
+comment on column api.admin_player_conflicts.fetched_at is 'When upstream was read.';
+
+create function api.admin_accept_upstream_player(episode_id uuid, translation_id integer, reason text default null)
+returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  episode data.episodes;
+  conflict private.admin_player_conflicts_all;
+  before_link data.episode_sources;
+  after_link data.episode_sources;
+  refusal jsonb;
+begin
+  refusal := private.admin_denied_unless('episode.edit', 'rpc/admin_accept_upstream_player',
+                                         admin_accept_upstream_player.episode_id::text);
+  if refusal is not null then return refusal; end if;
+  episode := private.admin_episode_for_update(admin_accept_upstream_player.episode_id);
+  perform private.episode_refuse_locked(episode, array['sources']);
+  before_link := private.admin_player_for_update(episode.id, admin_accept_upstream_player.translation_id);
+  if before_link.locked_at is not null then
+    perform private.raise_error(423, 'player_locked', 'This player link is locked.',
+      hint => 'rpc/admin_lock_player with locked=false (permission episode.unlock)');
+  end if;
+  select * into conflict from private.admin_player_conflicts_all c
+   where c.episode_id = episode.id and c.translation_id = before_link.translation_id;
+  if conflict.episode_id is null then
+    perform private.raise_error(404, 'conflict_not_found', 'Upstream agrees with this link (or has none for it).');
+  end if;
+  -- the link is ingest's again: this value now, later syncs' values from then on
+  update data.episode_sources s
+     set player_url = conflict.upstream_url, quality = conflict.upstream_quality, source = 'parser',
+         updated_by = private.uid(), updated_at = now()
+   where s.episode_id = episode.id and s.translation_id = before_link.translation_id
+  returning s.* into after_link;
+  return private.admin_episode_result(episode.id,
+    private.audit('episode.player_accept_upstream', 'episode', episode.id::text, private.player_audit_doc(before_link),
+                  private.player_audit_doc(after_link), admin_accept_upstream_player.reason));
+end
+$$;
+comment on function api.admin_accept_upstream_player(uuid, integer, text) is $$Resolve a conflict in favour of upstream (permission episode.edit)
+Writes upstream's link and quality and hands the link back to ingest (source=parser). 404 conflict_not_found,
+423 field_locked / player_locked (unlock first), 410 on a deleted episode. Audited. Returns {episode, audit_log_id, warnings}.$$;

@@ -105,10 +105,12 @@ create table data.upstream_limits (
   per_minute integer,
   window_scale numeric not null default 1,
   margin_ms  integer not null default 250,
+  enabled    boolean not null default true,
   constraint upstream_limits_positive check (per_second > 0 and per_minute > 0 and window_scale > 0 and margin_ms >= 0)
 );
 alter table data.upstream_limits enable row level security;
 comment on table data.upstream_limits is 'Request limits shared by every worker: per_second in any 1 s, per_minute in any 60 s (windows times window_scale, plus margin_ms); null = unlimited.';
+comment on column data.upstream_limits.enabled is 'False: ingest.acquire_slot refuses every request to this upstream (KI007); its syncs fail with <upstream>_disabled.';
 insert into data.upstream_limits (upstream, per_second, per_minute) values
   ('shikimori', 5, 90),
   ('kodik', 5, 300);

@@ -19,6 +19,9 @@ begin
   if not found then
     raise exception 'unknown upstream %', p_upstream using errcode = 'KI003';
   end if;
+  if not l.enabled then  -- the admin switch (rpc/admin_set_upstream_limits)
+    raise exception 'upstream % is disabled', p_upstream using errcode = 'KI007';
+  end if;
   if l.per_second is null and l.per_minute is null then
     return 0;
   end if;

@@ -43,6 +43,7 @@ declare
   v_ids        integer[];
   v_n          integer;
   v_m          integer;
+  v_genres_before jsonb;
   v_result     jsonb := '{}';
 begin
   -- titles: match staged rows to catalog rows that already carry their shikimori_id
@@ -93,7 +94,7 @@ begin
   ), audited as (
     insert into data.audit_log (actor_type, action, entity_type, entity_id, after, reason)
     select 'system', 'ingest.anime_create', 'anime', ins.id::text,
-           private.jsonb_pick(to_jsonb(ins), ingest.audited_fields()), ingest.audit_reason(p_run_id)
+           private.jsonb_pick(to_jsonb(ins), ingest.audited_fields() || 'genres'::text), ingest.audit_reason(p_run_id)
       from ins
   ), linked as (
     update data.staging_anime sa set anime_id = ins.id, matched_by = 'auto'
@@ -141,7 +142,12 @@ begin
   select count(*) into v_n from up;
   v_result := v_result || jsonb_build_object('anime_updated', v_n);
 
-  -- genres of those titles (unless an editor changed or locked `genres`)
+  -- genres of those titles (unless an editor changed or locked `genres`); the stored
+  -- anime.genres follows by trigger, so it is compared before and after for the audit
+  select coalesce(jsonb_object_agg(a.id, to_jsonb(a.genres)), '{}') into v_genres_before
+    from data.staging_anime sa
+    join unnest(v_ids) c(id) on c.id = sa.shikimori_id
+    join data.anime a on a.id = sa.anime_id;
   delete from data.anime_genres ag
    using data.staging_anime sa, unnest(v_ids) c(id), data.anime a
    where c.id = sa.shikimori_id and ag.anime_id = sa.anime_id and a.id = sa.anime_id
@@ -159,6 +165,12 @@ begin
   on conflict do nothing;
   get diagnostics v_m = row_count;
   v_result := v_result || jsonb_build_object('anime_genres_written', v_n + v_m);
+  insert into data.audit_log (actor_type, action, entity_type, entity_id, before, after, reason)
+  select 'system', 'ingest.genres_update', 'anime', a.id::text, jsonb_build_object('genres', b.genres),
+         jsonb_build_object('genres', a.genres), ingest.audit_reason(p_run_id)
+    from jsonb_each(v_genres_before) b(anime_id, genres)
+    join data.anime a on a.id = b.anime_id::uuid
+   where b.genres is distinct from to_jsonb(a.genres);
 
   update data.staging_anime sa
      set published_hash = sa.content_hash, published_at = now()

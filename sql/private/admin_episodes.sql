@@ -60,6 +60,17 @@ language sql stable set search_path = '' as $$
                             'warnings', to_jsonb(admin_episode_result.warnings))
 $$;
 
+-- A changed episode: one audit row with before/after of `fields`, then the RPC's answer.
+create or replace function private.admin_episode_audited(action text, before_row data.episodes, after_row data.episodes,
+                                                         fields text[], reason text, warnings text[] default '{}')
+returns jsonb
+language sql volatile set search_path = '' as $$
+  select private.admin_episode_result(before_row.id,
+           private.audit(action, 'episode', before_row.id::text, private.jsonb_pick(to_jsonb(before_row), fields),
+                         private.jsonb_pick(to_jsonb(after_row), fields), reason),
+           warnings)
+$$;
+
 -- The episode to change, locked for this transaction: 404 when unknown, 410 when soft-deleted.
 create or replace function private.admin_episode_for_update(episode_id uuid, allow_deleted boolean default false)
 returns data.episodes
@@ -156,3 +167,28 @@ begin
                   private.player_audit_doc(after_link), admin_set_player_flag.reason));
 end
 $$;
+
+/* The review queue of conflicting player links: upstream (the latest staged Kodik data) says
+   something else than the catalog for a link ingest keeps — fixed by hand, locked, or on an
+   episode whose links are locked. Ungated source; private.admin_player_conflicts is gated. */
+create or replace view private.admin_player_conflicts_all as
+select e.anime_id, a.title as anime_title, e.id as episode_id, e.number, se.translation_id,
+       se.translation_title, s.player_url as catalog_url, x.url as upstream_url,
+       s.quality as catalog_quality, se.quality as upstream_quality,
+       case when '*' = any (e.locked_fields) or 'sources' = any (e.locked_fields) then 'episode_locked'
+            when s.locked_at is not null then 'link_locked'
+            else 'fixed_by_hand' end as kept_because,
+       s.updated_by, s.updated_at, se.fetched_at
+  from data.staging_episodes se
+  join data.anime a on a.id = coalesce((select sa.anime_id from data.staging_anime sa where sa.shikimori_id = se.shikimori_id),
+                                       (select c.id from data.anime c where c.shikimori_id = se.shikimori_id))
+ cross join jsonb_each_text(se.episodes) x(num, url)
+  join data.episodes e on e.anime_id = a.id and e.number = x.num::integer
+  join data.episode_sources s on s.episode_id = e.id and s.translation_id = se.translation_id
+ where e.deleted_at is null
+   and (s.player_url, s.quality) is distinct from (x.url, se.quality)
+   and (s.source = 'manual' or s.locked_at is not null
+        or '*' = any (e.locked_fields) or 'sources' = any (e.locked_fields));
+
+create or replace view private.admin_player_conflicts as
+select r.* from private.admin_player_conflicts_all r where private.admin_gate('episode.view');

@@ -36,3 +36,18 @@ select g.id, g.name, g.name_ru,
        (select count(*)::integer from data.anime_genres ag where ag.genre_id = g.id) as titles
   from data.genres g
  where private.admin_gate('anime.view');
+
+-- Per-upstream limits and the enable switch, with the requests granted in the last minute.
+create or replace view private.admin_upstream_limits as
+select l.upstream, l.enabled, l.per_second, l.per_minute, l.window_scale, l.margin_ms,
+       (select count(*)::integer from data.upstream_requests r
+         where r.upstream = l.upstream and r.granted_at > now() - interval '1 minute') as requests_last_minute
+  from data.upstream_limits l
+ where private.admin_gate('admin.parser.settings');
+
+/* The most an admin may allow per upstream: what the upstream itself tolerates (contract §8:
+   Shikimori 5/s and 90/min); null = no ceiling known. */
+create or replace function private.upstream_ceiling(upstream text, out per_second integer, out per_minute integer)
+language sql immutable parallel safe set search_path = '' as $$
+  select case upstream when 'shikimori' then 5 end, case upstream when 'shikimori' then 90 end
+$$;

@@ -179,15 +179,19 @@ def test_fixing_and_locking_one_link(world):
 
 # --- end to end: a sync keeps a locked link ------------------------------------------------------
 
+def serial_title(titles: list[dict]) -> dict:
+    """A copy of the first TV title with players and at least two aired episodes."""
+    return copy.deepcopy(next(t for t in titles if t["kind"] == "tv" and fixtures.kodik_results(t)
+                              and int(t["episodesAired"] or 0) >= 2))
+
+
 def sync(world, titles: list[dict], kodik: list[dict]) -> None:
     with owner_connect(world["db"]) as conn:
         sync_in_sql(conn, titles=titles, kodik=kodik)
 
 
 def test_a_sync_keeps_a_locked_player_link_and_audits_its_other_changes_as_the_system(world):
-    title = copy.deepcopy(next(t for t in fixtures.generate(40)
-                               if t["kind"] == "tv" and len(fixtures.kodik_results(t)) >= 1
-                               and int(t["episodesAired"] or 0) >= 2))
+    title = serial_title(fixtures.generate(40))
     kodik = fixtures.kodik_results(title)
     sync(world, [title], kodik)
     shikimori_id = int(title["id"])
@@ -223,3 +227,26 @@ def test_a_sync_keeps_a_locked_player_link_and_audits_its_other_changes_as_the_s
     assert rows[1]["after"] == {key: {"player_url": "https://kodik.info/seria/changed-2/720p",
                                       "quality": kodik[0]["quality"]}}
     assert rows[1]["before"][key]["player_url"] == episodes[2]["player_url"]
+
+
+def test_the_conflict_queue_lists_kept_links_upstream_changed_and_accepting_hands_them_back(world):
+    title = serial_title(fixtures.generate(60)[40:])
+    kodik = fixtures.kodik_results(title)
+    sync(world, [title], kodik)
+    translation = kodik[0]["translation"]["id"]
+    [episode] = query(world, "select e.id from data.episodes e join data.anime a on a.id = e.anime_id "
+                             "where a.shikimori_id = %s and e.number = 1", int(title["id"]))
+    episode_id = str(episode["id"])
+    fixed = rpc(world, "editor", "admin_fix_player", episode_id=episode_id, translation_id=translation,
+                player_url="https://kodik.test/by-hand")
+    assert fixed.status_code == 200, fixed.text
+    with client(world, "editor") as c:
+        [conflict] = c.get("/admin_player_conflicts", params={"episode_id": f"eq.{episode_id}"}).json()
+    assert (conflict["catalog_url"], conflict["kept_because"]) == ("https://kodik.test/by-hand", "fixed_by_hand")
+    accepted = rpc(world, "editor", "admin_accept_upstream_player", episode_id=episode_id, translation_id=translation)
+    link = next(s for s in accepted.json()["episode"]["sources"] if s["translation_id"] == translation)
+    assert (link["player_url"], link["source"]) == (conflict["upstream_url"], "parser")
+    with client(world, "editor") as c:
+        assert c.get("/admin_player_conflicts", params={"episode_id": f"eq.{episode_id}"}).json() == []
+    again = rpc(world, "editor", "admin_accept_upstream_player", episode_id=episode_id, translation_id=translation)
+    assert (again.status_code, again.json()["code"]) == (404, "conflict_not_found")

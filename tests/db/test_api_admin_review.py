@@ -111,3 +111,42 @@ def test_the_sync_tasks_accept_dry_run():
 
     for task in (tasks.sync_catalog, tasks.sync_schedule, tasks.sync_episodes):
         assert "dry_run" in inspect.signature(task.func).parameters
+
+
+def test_upstream_limits_and_the_enable_switch(world):
+    def limits(**patch):
+        return call(world, "admin", "POST", "/rpc/admin_set_upstream_limits", upstream="shikimori", patch=patch)
+
+    try:
+        assert limits(per_minute=60).json()["limits"]["per_minute"] == 60
+        too_fast = limits(per_second=50)
+        assert (too_fast.status_code, too_fast.json()["code"]) == (400, "limit_above_upstream")
+        assert limits(enabled=False).json()["limits"]["enabled"] is False
+        with owner_connect(world["db"]) as conn:  # what every worker's limiter asks
+            with pytest.raises(psycopg.Error) as refused:
+                conn.execute("select ingest.acquire_slot('shikimori')")
+        assert refused.value.sqlstate == "KI007"
+        [row] = call(world, "admin", "GET", "/admin_upstream_limits?upstream=eq.shikimori").json()
+        assert (row["enabled"], row["per_minute"]) == (False, 60)
+        assert call(world, "editor", "GET", "/admin_upstream_limits").status_code == 403
+    finally:
+        limits(enabled=True, per_minute=90)
+
+
+def test_genre_changes_by_ingest_are_audited_as_the_system(world):
+    title = copy.deepcopy(next(t for t in fixtures.generate(30)[5:] if len(t["genres"]) >= 2))
+    stage(world, [title], publish=True)
+    row = catalog_row(world, int(title["id"]))
+    with owner_connect(world["db"]) as conn:
+        created = conn.execute("select after from data.audit_log where action = 'ingest.anime_create' "
+                               "and entity_id = %s", (str(row["id"]),)).fetchone()[0]
+        assert created["genres"] == row["genres"] and created["title"] == row["title"]
+        since = conn.execute("select max(id) from data.audit_log").fetchone()[0]
+    title["genres"] = title["genres"][:1]
+    stage(world, [title], publish=True)
+    with owner_connect(world["db"]) as conn:
+        rows = conn.execute("select actor_type, action, before, after from data.audit_log where id > %s "
+                            "and entity_id = %s order by id", (since, str(row["id"]))).fetchall()
+    after = catalog_row(world, int(title["id"]))["genres"]
+    assert len(after) == 1 < len(row["genres"])
+    assert rows == [("system", "ingest.genres_update", {"genres": row["genres"]}, {"genres": after})]
