@@ -1,11 +1,15 @@
-"""Related titles (contract §15): Shikimori's GraphQL `related` staged and published by a real
-worker, and a title page with its episodes and franchise in one request through PostgREST."""
+"""Catalog v1.1 through a real worker (contract §15): Shikimori's GraphQL `related` staged and
+published, a title page with its episodes and franchise in one request through PostgREST, and
+the schedule keeping every announced airing as the calendar moves on."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from fake_upstream import fixtures
 from tests.ingest.support import catalog, control, execute, query, sync
 
 
@@ -17,7 +21,8 @@ def upstream(start_upstream):
 @pytest.fixture(scope="module")
 def synced(module_db, upstream, start_worker):
     start_worker(module_db, upstream, name="related")
-    assert sync(module_db, "sync_catalog", "sync_episodes")["sync_catalog"]["status"] == "succeeded"
+    runs = sync(module_db, "sync_catalog", "sync_episodes", "sync_schedule")
+    assert {r["status"] for r in runs.values()} == {"succeeded"}, runs
     return module_db
 
 
@@ -76,3 +81,27 @@ def test_related_titles_are_published_and_embedded_in_the_title_page(synced, ups
     # a second sync without upstream change writes nothing
     run = sync(synced, "sync_catalog")["sync_catalog"]
     assert run["items_updated"] == 0 and run["published"].get("relations_written", 0) == 0
+
+
+def test_the_schedule_keeps_each_announced_episode(synced, upstream, start_postgrest):
+    [title] = query(synced, "select a.shikimori_id, s.episode_number from data.schedule s "
+                            "join data.anime a on a.id = s.anime_id order by a.shikimori_id limit 1")
+    announced = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    following = announced + timedelta(days=7)
+    control(upstream, "animes", [{"id": title["shikimori_id"], "nextEpisodeAt": fixtures.msk(announced)}])
+    assert sync(synced, "sync_schedule")["sync_schedule"]["status"] == "succeeded"
+    # the calendar moves on: the episode announced before aired, the next one is announced
+    control(upstream, "animes", [{"id": title["shikimori_id"], "episodesAired": title["episode_number"],
+                                  "nextEpisodeAt": fixtures.msk(following)}])
+    assert sync(synced, "sync_schedule")["sync_schedule"]["status"] == "succeeded"
+    postgrest = start_postgrest(synced)
+    anime = anime_id(synced, title["shikimori_id"])
+    rows = httpx.get(f"{postgrest.url}/schedule", params={"anime_id": f"eq.{anime}", "order": "episode_number"},
+                     timeout=10).json()
+    assert [(r["episode_number"], datetime.fromisoformat(r["airs_at"])) for r in rows] == [
+        (title["episode_number"], announced), (title["episode_number"] + 1, following)]
+    # range-filterable: only the later one in its own week
+    week = httpx.get(f"{postgrest.url}/schedule", params=[
+        ("anime_id", f"eq.{anime}"), ("airs_at", f"gte.{(following - timedelta(days=1)).isoformat()}"),
+        ("airs_at", f"lt.{(following + timedelta(days=6)).isoformat()}")], timeout=10).json()
+    assert [r["episode_number"] for r in week] == [title["episode_number"] + 1]
