@@ -217,7 +217,10 @@ language sql stable as $$
           (select b.anime_id
              from (select m.anime_id, m.score, m.year from matches m
                     where (select o.sort_key from o) <> 'relevance' limit 1000) b
-             join data.anime a on a.id = b.anime_id
+             -- the title's own columns only for the sorts that need them (one-time filter)
+             left join lateral (select a.aired_on, a.title, a.updated_at from data.anime a
+                                 where a.id = b.anime_id
+                                   and (select o.sort_key from o) in ('year', 'title', 'updated')) a on true
             order by case when (select o.sort_key from o) = 'score' then b.score end desc nulls last,
                      case when (select o.sort_key from o) = 'year' then b.year end desc nulls last,
                      case when (select o.sort_key from o) = 'year' then a.aired_on end desc nulls last,
