@@ -207,7 +207,8 @@ def rest_profile(anime: dict[str, Any]) -> dict[str, Any]:
 def graphql_anime(anime: dict[str, Any], base: str) -> dict[str, Any]:
     anime_id = int(anime["id"])
     poster = f"{base}/uploads/poster/animes/{anime_id}/original.svg"
-    return {**anime, "poster": {"originalUrl": poster, "mainUrl": poster}}
+    # `related` as the titles carry it (edit_animes sets it); none unless they do
+    return {"related": [], **anime, "poster": {"originalUrl": poster, "mainUrl": poster}}
 
 
 def select(

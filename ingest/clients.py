@@ -38,6 +38,7 @@ ANIME_FIELDS = """
     airedOn { year month day date } releasedOn { year month day date } nextEpisodeAt
     poster { originalUrl mainUrl }
     genres { id name russian kind }
+    related { relationKind relationText anime { id } }
     description updatedAt
 """
 ANIMES_QUERY = (

@@ -40,6 +40,8 @@ grant select on data.anime, data.genres, data.anime_genres, data.episodes, data.
   data.episode_sources, data.schedule, data.catalog_search, data.catalog_search_keys to anon, web_user;
 grant select on api.anime, api.episodes, api.episode_sources, api.schedule to anon, web_user;
 grant select on api.genres to anon, web_user;
+grant select on data.anime_relations to anon, web_user;
+grant select on api.related to anon, web_user;
 grant execute on function api.search_anime(text, text, text, integer, text, text, text, numeric, text[], text) to anon, web_user;
 -- anonymous catalog reads carry Cache-Control and an ETag (sql/private/catalog_cache.sql)
 grant execute on function private.catalog_cache_headers(), private.cacheable_path(text) to anon;

@@ -80,6 +80,28 @@ comment on column api.schedule.anime_id is 'The title.';
 comment on column api.schedule.episode_number is 'The episode that airs.';
 comment on column api.schedule.airs_at is 'When it airs (or aired).';
 
+create view api.related with (security_invoker = true) as
+select r.anime_id, r.relation, b.id as related_id, b.title, b.title_ru, b.kind, b.status, b.year,
+       b.season, b.score, b.poster_url
+  from data.anime_relations r
+  -- the related title by its Shikimori id (unique index); RLS shows only published ones
+  join data.anime b on b.shikimori_id = r.related_shikimori_id;
+comment on view api.related is $$Related titles
+Sequels, prequels, side stories and the rest of a title's franchise, from Shikimori, each with
+the related title's card. Embedded in a title page: `anime?id=eq.X&select=*,episodes(*),related(*)`.
+Only titles published in this catalog are listed.$$;
+comment on column api.related.anime_id is 'The title whose relation this is.';
+comment on column api.related.relation is $$How the related title relates to it, as Shikimori names it: sequel, prequel, side_story, parent_story, summary, full_story, alternative_setting, alternative_version, spin_off, adaptation, character or other.$$;
+comment on column api.related.related_id is 'The related title (an anime id).';
+comment on column api.related.title is 'Its main title (romaji).';
+comment on column api.related.title_ru is 'Its Russian title.';
+comment on column api.related.kind is 'Its kind (tv, movie, ova, ...).';
+comment on column api.related.status is 'Its status: anons, ongoing or released.';
+comment on column api.related.year is 'Year of its first airing.';
+comment on column api.related.season is 'Season of its first airing.';
+comment on column api.related.score is 'Its Shikimori score.';
+comment on column api.related.poster_url is 'Its poster.';
+
 create view api.genres with (security_invoker = true) as
 select g.id, g.name, g.name_ru, g.anime_count
   from data.genres g;
@@ -195,7 +217,10 @@ language sql stable as $$
           (select b.anime_id
              from (select m.anime_id, m.score, m.year from matches m
                     where (select o.sort_key from o) <> 'relevance' limit 1000) b
-             join data.anime a on a.id = b.anime_id
+             -- the title's own columns only for the sorts that need them (one-time filter)
+             left join lateral (select a.aired_on, a.title, a.updated_at from data.anime a
+                                 where a.id = b.anime_id
+                                   and (select o.sort_key from o) in ('year', 'title', 'updated')) a on true
             order by case when (select o.sort_key from o) = 'score' then b.score end desc nulls last,
                      case when (select o.sort_key from o) = 'year' then b.year end desc nulls last,
                      case when (select o.sort_key from o) = 'year' then a.aired_on end desc nulls last,

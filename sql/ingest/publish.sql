@@ -172,6 +172,25 @@ begin
     join data.anime a on a.id = b.anime_id::uuid
    where b.genres is distinct from to_jsonb(a.genres);
 
+  -- related titles of those titles, as the payload lists them (payloads staged before relations
+  -- were fetched carry no `related` and leave them alone)
+  delete from data.anime_relations ar
+   using data.staging_anime sa, unnest(v_ids) c(id)
+   where c.id = sa.shikimori_id and ar.anime_id = sa.anime_id and sa.payload ? 'related'
+     and not exists (select 1 from jsonb_array_elements(sa.payload -> 'related') x
+                      where (x ->> 'shikimori_id')::integer = ar.related_shikimori_id);
+  get diagnostics v_n = row_count;
+  insert into data.anime_relations as ar (anime_id, related_shikimori_id, relation)
+  select sa.anime_id, (x ->> 'shikimori_id')::integer, x ->> 'relation'
+    from data.staging_anime sa
+    join unnest(v_ids) c(id) on c.id = sa.shikimori_id
+   cross join jsonb_array_elements(sa.payload -> 'related') x
+   where sa.anime_id is not null and sa.payload ? 'related'
+  on conflict (anime_id, related_shikimori_id) do update set relation = excluded.relation
+   where ar.relation <> excluded.relation;
+  get diagnostics v_m = row_count;
+  v_result := v_result || jsonb_build_object('relations_written', v_n + v_m);
+
   update data.staging_anime sa
      set published_hash = sa.content_hash, published_at = now()
     from unnest(v_ids) c(id)

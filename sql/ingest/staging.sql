@@ -68,7 +68,18 @@ language sql stable parallel safe set search_path = '' as $$
                                                             'russian', g ->> 'russian') order by (g ->> 'id')::integer)
                           from jsonb_array_elements(case when jsonb_typeof(r -> 'genres') = 'array'
                                                          then r -> 'genres' else '[]' end) g
-                         where g ->> 'id' is not null and nullif(g ->> 'name', '') is not null), '[]'))
+                         where g ->> 'id' is not null and nullif(g ->> 'name', '') is not null), '[]'),
+    -- related anime (not manga), once each, by id; a kind the catalog cannot store becomes 'other'
+    'related', coalesce((select jsonb_agg(jsonb_build_object('shikimori_id', x.id, 'relation', x.relation) order by x.id)
+                           from (select distinct on ((rel -> 'anime' ->> 'id')::integer)
+                                        (rel -> 'anime' ->> 'id')::integer as id,
+                                        case when lower(rel ->> 'relationKind') ~ '^[a-z_]{1,40}$'
+                                             then lower(rel ->> 'relationKind') else 'other' end as relation
+                                   from jsonb_array_elements(case when jsonb_typeof(r -> 'related') = 'array'
+                                                                  then r -> 'related' else '[]' end) rel
+                                  where rel -> 'anime' ->> 'id' ~ '^[0-9]{1,9}$'
+                                    and (rel -> 'anime' ->> 'id')::integer > 0
+                                  order by (rel -> 'anime' ->> 'id')::integer) x), '[]'))
   from v
 $$;
 

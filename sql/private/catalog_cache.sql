@@ -26,11 +26,13 @@ create or replace trigger episode_sources_catalog_changed after insert or update
   for each statement execute function private.catalog_changed();
 create or replace trigger schedule_catalog_changed after insert or update or delete or truncate on data.schedule
   for each statement execute function private.catalog_changed();
+create or replace trigger anime_relations_catalog_changed after insert or update or delete or truncate on data.anime_relations
+  for each statement execute function private.catalog_changed();
 
 -- The resources whose anonymous GETs may be cached (the gateway's micro-cache has the same list).
 create or replace function private.cacheable_path(path text) returns boolean
 language sql immutable parallel safe set search_path = '' as $$
-  select path in ('/anime', '/episodes', '/episode_sources', '/schedule', '/rpc/search_anime')
+  select path in ('/anime', '/episodes', '/episode_sources', '/schedule', '/genres', '/related', '/rpc/search_anime')
 $$;
 
 /* The caching headers of an anonymous catalog GET: public for a few seconds, and an ETag of the

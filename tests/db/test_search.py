@@ -29,6 +29,21 @@ PLANTED = {
     "Cowboy Bebop": "cowbiy",
     "Yakitate!! Japan": "yakitaye",              # the last letter but one
 }
+# real titles with every name in every script, for the relevance tests of contract §15
+REAL = [
+    {"title": "Tengen Toppa Gurren Lagann", "title_en": "Gurren Lagann", "title_ru": "Гуррен-Лаганн",
+     "title_original": "天元突破グレンラガン", "synonyms": ["TTGL"]},
+    {"title": "Sen to Chihiro no Kamikakushi", "title_en": "Spirited Away", "title_ru": "Унесённые призраками",
+     "title_original": "千と千尋の神隠し", "synonyms": ["Sen and Chihiro's Spiriting Away"]},
+    {"title": "Mahou Shoujo Madoka★Magica", "title_en": "Puella Magi Madoka Magica",
+     "title_ru": "Девочка-волшебница Мадока", "title_original": "魔法少女まどか☆マギカ", "synonyms": ["Madomagi"]},
+]
+# (q, the title it must find): prefixes and two-letter typos (a swapped pair, two letters changed)
+PREFIXES = [("tengen top", 0), ("Гуррен", 0), ("天元突破", 0), ("spirited aw", 1), ("sen to chihiro no ka", 1),
+            ("千と千尋", 1), ("puella ma", 2), ("Девочка-волш", 2), ("魔法少女まどか", 2)]
+TWO_LETTER_TYPOS = [("gurren lagnan", 0), ("gruren lagann", 0), ("Гуррен-Лагнна", 0),
+                    ("spirted awya", 1), ("унесённые призарками", 1), ("puella magi madkoa", 2),
+                    ("madomgai", 2)]
 PLAN = "application/vnd.pgrst.plan+json; options=analyze|buffers"
 
 
@@ -38,6 +53,9 @@ def search(api_db, start_postgrest, mint):
         bench_catalog.load(conn, TITLES)
         for title in PLANTED:
             create_anime(conn, title, score=5.0, kind="tv")
+        for names in REAL:
+            # the best score: ties within a tier go to the better score, and these must win them
+            create_anime(conn, names["title"], **{k: v for k, v in names.items() if k != "title"}, score=9.99)
         conn.execute("insert into data.genres (id, name, name_ru) "
                      "values (1, 'Action', 'Экшен'), (4, 'Comedy', 'Комедия')")
         conn.execute("insert into data.anime_genres select id, 1 + 3 * (abs(hashtext(id::text)) % 2) from data.anime")
@@ -489,3 +507,23 @@ def test_schedule_range_uses_its_index(search, role):
     plan = explain(search, "/schedule", role, order="airs_at", **params)["Plan"]
     assert "Seq Scan" not in {n["Node Type"] for n in nodes(plan)}
     assert "schedule_airs_at_idx" in {n.get("Index Name") for n in nodes(plan)}
+
+
+@pytest.mark.parametrize("script", ["title", "title_en", "title_ru", "title_original", "synonyms"])
+def test_an_exact_name_in_each_script_ranks_first(search, script):
+    for names in REAL:
+        q = names[script][0] if script == "synonyms" else names[script]
+        [first] = call(search, "/rpc/search_anime", q=q, select="title", limit=1)
+        assert first["title"] == names["title"], (script, q, first)
+
+
+@pytest.mark.parametrize("q, which", PREFIXES)
+def test_a_prefix_in_each_script_finds_the_title(search, q, which):
+    [first] = call(search, "/rpc/search_anime", q=q, select="title", limit=1)
+    assert first["title"] == REAL[which]["title"], (q, first)
+
+
+@pytest.mark.parametrize("q, which", TWO_LETTER_TYPOS)
+def test_a_two_letter_typo_still_finds_the_title(search, q, which):
+    found = [row["title"] for row in call(search, "/rpc/search_anime", q=q, select="title", limit=5)]
+    assert REAL[which]["title"] in found, (q, found)
