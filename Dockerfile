@@ -24,3 +24,10 @@ FROM product AS dev
 USER root
 COPY fake_upstream fake_upstream
 USER kitsu
+
+# compose's `pooled` profile: PgBouncer from Debian 12 (1.18, the one `make run` uses) in transaction
+# mode for the web logins; its configuration comes from `python -m database pgbouncer-config`
+FROM product AS pooler
+USER root
+RUN apt-get update && apt-get install -y --no-install-recommends pgbouncer && rm -rf /var/lib/apt/lists/*
+USER kitsu
