@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
 
             server = conninfo_to_dict(build.admin_url())
             print(pgbouncer.write(Path(directory), dbname=dbname, server_host=str(server.get("host", "db")),
-                                  server_port=int(server.get("port", 5432)), listen_addr="0.0.0.0",
+                                  server_port=int(str(server.get("port") or 5432)), listen_addr="0.0.0.0",
                                   listen_port=6432, pool_size=int(os.environ.get("PGBOUNCER_POOL_SIZE") or 10)))
         case _:
             raise SystemExit(__doc__)
