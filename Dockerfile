@@ -27,3 +27,10 @@ COPY fake_upstream fake_upstream
 RUN pip install --no-cache-dir aiosmtpd==1.4.6 && mkdir -p ops /mail && chown kitsu /mail
 COPY ops/__init__.py ops/mail_sink.py ops/
 USER kitsu
+
+# compose's `pooled` profile: PgBouncer from Debian 12 (1.18, the one `make run` uses) in transaction
+# mode for the web logins; its configuration comes from `python -m database pgbouncer-config`
+FROM product AS pooler
+USER root
+RUN apt-get update && apt-get install -y --no-install-recommends pgbouncer && rm -rf /var/lib/apt/lists/*
+USER kitsu

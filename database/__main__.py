@@ -1,4 +1,4 @@
-"""python -m database {setup|migrate|reload-code|first-sync|grant-role EMAIL ROLE}
+"""python -m database {setup|migrate|reload-code|first-sync|grant-role EMAIL ROLE|pgbouncer-config DIR}
 
 The image's migrate step (compose) runs `setup` then `first-sync`; `make migrate` and
 `make grant-role` call the same functions after loading the developer's .env (ops/db.py).
@@ -6,6 +6,7 @@ The image's migrate step (compose) runs `setup` then `first-sync`; `make migrate
 
 from __future__ import annotations
 
+import os
 import sys
 
 from database import build
@@ -29,6 +30,18 @@ def main(argv: list[str]) -> None:
                 print("catalog empty: first syncs queued")
         case ["grant-role", email, role]:
             build.grant_role(dbname, email, role)
+        case ["pgbouncer-config", directory]:
+            # compose's pgbouncer service: the server is DATABASE_URL's, PgBouncer listens on 6432
+            from pathlib import Path
+
+            from psycopg.conninfo import conninfo_to_dict
+
+            from database import pgbouncer
+
+            server = conninfo_to_dict(build.admin_url())
+            print(pgbouncer.write(Path(directory), dbname=dbname, server_host=str(server.get("host", "db")),
+                                  server_port=int(str(server.get("port") or 5432)), listen_addr="0.0.0.0",
+                                  listen_port=6432, pool_size=int(os.environ.get("PGBOUNCER_POOL_SIZE") or 10)))
         case _:
             raise SystemExit(__doc__)
 

@@ -23,10 +23,9 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from database.pgbouncer import WEB_LOGINS
 from ingest.app import PROCRASTINATE_POOL_MAX
 from ingest.pool import MAX_CONNECTIONS as INGEST_POOL_MAX
-
-WEB_ROLES = ("authenticator", "auth_service")  # the logins that may go through PgBouncer
 
 
 class OverBudget(ValueError):
@@ -87,7 +86,7 @@ def cost(settings: Settings, *, pooled: bool, reserved: int, max_connections: in
     workers = settings.ingest_workers * (PROCRASTINATE_POOL_MAX + INGEST_POOL_MAX)
     if pooled:
         # PostgREST's listener is off behind a transaction pooler (db-channel-enabled=false)
-        web = {"pgbouncer": len(WEB_ROLES) * settings.pgbouncer_pool_size}
+        web = {"pgbouncer": len(WEB_LOGINS) * settings.pgbouncer_pool_size}
     else:
         web = {"postgrest": settings.pgrst_replicas * (settings.pgrst_db_pool + 1),
                "auth_service": settings.auth_replicas * settings.auth_workers * settings.auth_db_pool_max}

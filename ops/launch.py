@@ -244,31 +244,15 @@ def pgbouncer_process(
     (ops/budget.py): at most ``pool_size`` server connections per role, ``max_db_connections``
     caps their sum. ``url`` is its address (``postgresql://127.0.0.1:<port>``); role_url_on() gives
     a role's URL through it."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    from database.build import ROLE_PASSWORDS, admin_url
+    from database import pgbouncer
+    from database.build import admin_url
 
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
     port = port or free_port()
-    server = conninfo_to_dict(admin_url())
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    passwords = {role: os.environ.get(ROLE_PASSWORDS[role], "") for role in ("authenticator", "auth_service")}
-    users = run_dir / "userlist.txt"
-    users.write_text("".join(f'"{role}" "{password}"\n' for role, password in passwords.items()))
-    users.chmod(0o600)
-    (run_dir / "pgbouncer.ini").write_text(
-        f"[databases]\n{dbname} = host={server.get('host', '127.0.0.1')} port={server.get('port', 5432)} "
-        f"dbname={dbname}\n\n[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        # the role passwords of .env (plain in the 0600 userlist: PgBouncer logs in with them too);
-        # without passwords (a trust-auth server) PgBouncer trusts as the server does
-        f"auth_type = {'scram-sha-256' if all(passwords.values()) else 'trust'}\nauth_file = {users}\n"
-        "pool_mode = transaction\n"
-        f"default_pool_size = {pool_size}\nmin_pool_size = 0\nreserve_pool_size = 0\n"
-        f"max_db_connections = {len(passwords) * pool_size}\nmax_client_conn = 2000\n"
-        # transaction mode: nothing of a session survives the transaction, so nothing to reset
-        "server_reset_query =\nignore_startup_parameters = extra_float_digits\n")
-    argv = [binary, str(run_dir / "pgbouncer.ini")]
+    host, server_port = server_address(admin_url()).rsplit(":", 1)
+    ini = pgbouncer.write(run_dir, dbname=dbname, server_host=host, server_port=int(server_port),
+                          listen_addr="127.0.0.1", listen_port=port, pool_size=pool_size)
+    argv = [binary, str(ini)]
     if os.geteuid() == 0:  # PgBouncer refuses root; it reads its files first, then switches user
         argv[1:1] = ["-u", "postgres"]
     return Service("pgbouncer", argv, {}, ready_url=f"tcp://127.0.0.1:{port}",

@@ -1,7 +1,10 @@
 """`make run`: the whole platform in the foreground on this machine, without docker.
 
-Generates .env on first use, sets up roles, database and schema (keeping data), starts
-PostgREST, auth_service, the gateway (nginx, when installed), the ingest workers and - unless
+Generates .env on first use, checks the connection budget (ops/budget.py: refuses a layout
+over it, puts the web logins behind PgBouncer when the direct one does not fit), sets up roles,
+database and schema (keeping data), starts PGRST_REPLICAS PostgREST and AUTH_REPLICAS
+auth_service instances (plus a PostgREST on READ_REPLICA_URL's streaming replica), the gateway
+(nginx, when installed) balancing them, the ingest workers and - unless
 real upstream URLs are configured - the bundled offline upstream, runs a first catalog sync when
 the catalog is empty, prints one
 `ready:` line with the URLs, restarts a process that dies (ops/supervisor.py), and stops

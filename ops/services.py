@@ -52,6 +52,9 @@ def postgrest_env(dbname: str, *, jwks_json: str, port: int, admin_port: int,
         # validated tokens are cached (bounded by their exp); revocation is still checked per
         # request by db-pre-request, so caching the signature check loses nothing
         "PGRST_JWT_CACHE_MAX_LIFETIME": "3600",
+        # PostgREST's defaults, said out loud: a pooled layout turns both off (below; compose too)
+        "PGRST_DB_PREPARED_STATEMENTS": "true",
+        "PGRST_DB_CHANNEL_ENABLED": "true",
     }
     if cors_origins:
         env["PGRST_SERVER_CORS_ALLOWED_ORIGINS"] = cors_origins

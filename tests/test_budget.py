@@ -49,3 +49,24 @@ def test_pgbouncer_on_request_and_bad_values_refused():
 def test_compose_defaults_fit_the_official_image_max_connections():
     # postgres:15 keeps max_connections = 100; compose's pools are make run's (tests/test_compose.py)
     assert plan({}, max_connections=100).total <= 100
+
+
+def test_compose_writes_the_same_pgbouncer_configuration_as_make_run(tmp_path):
+    import subprocess
+    import sys
+
+    from database.build import ROOT
+
+    env = {"PATH": "/usr/bin:/bin", "KITSU_DB": "kitsu", "DATABASE_URL": "postgresql://postgres:pw@db:5432/postgres",
+           "AUTHENTICATOR_PASSWORD": "a-secret", "AUTH_SERVICE_DB_PASSWORD": "b-secret", "PGBOUNCER_POOL_SIZE": "7"}
+    result = subprocess.run([sys.executable, "-m", "database", "pgbouncer-config", str(tmp_path / "pgb")], cwd=ROOT,
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    ini = (tmp_path / "pgb" / "pgbouncer.ini").read_text()
+    for line in ("kitsu = host=db port=5432 dbname=kitsu", "listen_addr = 0.0.0.0", "listen_port = 6432",
+                 "pool_mode = transaction", "default_pool_size = 7", "max_db_connections = 14",
+                 "auth_type = scram-sha-256"):
+        assert line in ini.splitlines(), (line, ini)
+    users = tmp_path / "pgb" / "userlist.txt"
+    assert users.read_text() == '"authenticator" "a-secret"\n"auth_service" "b-secret"\n'
+    assert oct(users.stat().st_mode & 0o777) == "0o600"

@@ -113,6 +113,8 @@ def test_compose_scales_postgrest_and_auth_as_make_run_does(tmp_path):
     postgrest, auth = service_block(scaled.stdout, "postgrest"), service_block(scaled.stdout, "auth")
     assert "replicas: 2" in postgrest and "published: 3000-3001" in postgrest and "published: 3101-3102" in postgrest
     assert "replicas: 3" in auth and "published: 8000-8002" in auth
+
+
 # services that run for good (not one-shot) and why one has no healthcheck of its own
 ONE_SHOT = {"migrate", "gateway-config"}
 CHECKED_FROM_OUTSIDE = {"postgrest"}  # the image has no shell; the gateway and Prometheus check it
@@ -155,3 +157,19 @@ def test_the_healthcheck_test_sees_a_service_without_one(tmp_path):
     assert PROMETHEUS_HEALTHCHECK in text
     planted = text.replace(PROMETHEUS_HEALTHCHECK, "    x-healthcheck-removed:\n      test: [\"CMD\"]\n")
     assert services_without_healthcheck(tmp_path, planted) == {"prometheus"}
+
+
+def test_compose_pools_the_web_logins_through_pgbouncer_on_request(tmp_path):
+    secrets = {name: "secret-value" for name in SECRETS}
+    pooled = {**secrets, "WEB_DB_HOST": "pgbouncer", "WEB_DB_PORT": "6432", "PGRST_DB_PREPARED_STATEMENTS": "false",
+              "PGRST_DB_CHANNEL_ENABLED": "false", "AUTH_DB_PREPARED_STATEMENTS": "false"}
+    shutil.copy(db.ROOT / "compose.yaml", tmp_path / "compose.yaml")
+    result = subprocess.run(["docker-compose", "-f", str(tmp_path / "compose.yaml"), "--profile", "pooled", "config"],
+                            env={"PATH": "/usr/bin:/bin", **pooled}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    pgbouncer = service_block(result.stdout, "pgbouncer")
+    assert "target: pooler" in pgbouncer and "pgbouncer-config" in pgbouncer
+    postgrest, auth = service_block(result.stdout, "postgrest"), service_block(result.stdout, "auth")
+    assert "@pgbouncer:6432/kitsu" in postgrest and "PGRST_DB_PREPARED_STATEMENTS: \"false\"" in postgrest
+    assert "@pgbouncer:6432/kitsu" in auth and "AUTH_DB_PREPARED_STATEMENTS: \"false\"" in auth
+    assert "@db:5432/kitsu" in service_block(result.stdout, "worker")  # workers LISTEN: never pooled

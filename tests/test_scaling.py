@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 
 from database import build as db
 from ops import services
+from ops.launch import pgbouncer_process, role_url_on, server_address
 from tests.test_make_run import start_run, stop_run
 
 MAX_CONNECTIONS = 60
@@ -45,7 +45,9 @@ def scaled_env(small_server, tmp_path):
            "AUTH_ARGON2_PARALLELISM": "1"}
     for variable in ("SHIKIMORI_BASE_URL", "KODIK_BASE_URL", "KODIK_TOKEN", "PGBOUNCER"):
         env.pop(variable, None)
-    return env
+    yield env
+    with psycopg.connect(small_server.url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{env["KITSU_DB"]}" with (force)')
 
 
 def connections(url: str, dbname: str) -> Counter[str]:
@@ -126,9 +128,25 @@ def test_a_configuration_over_budget_is_refused_before_anything_starts(scaled_en
         assert conn.execute("select 1 from pg_database where datname = %s", (planted["KITSU_DB"],)).fetchone() is None
 
 
-@pytest.fixture(autouse=True)
-def _drop_database(scaled_env, small_server):
-    yield
-    with psycopg.connect(small_server.url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{scaled_env["KITSU_DB"]}" with (force)')
-    shutil.rmtree(Path(scaled_env["KITSU_RUN_DIR"]) / "pgbouncer", ignore_errors=True)
+def test_behind_pgbouncer_postgrest_must_not_prepare_statements(make_db, start_postgrest, tmp_path):
+    """Why the pooled layout turns prepared statements off: with them on, PostgREST's statements
+    prepared on one server connection are missing on the next one PgBouncer hands out."""
+    dbname = make_db()
+    pgbouncer = pgbouncer_process(dbname, run_dir=tmp_path / "pgbouncer", pool_size=2,
+                                  log_path=tmp_path / "pgbouncer.log").start()
+    try:
+        pgbouncer.wait_ready()
+        pooled = role_url_on(server_address(str(pgbouncer.url)), dbname, "authenticator")
+        for prepared, want_all_ok in (("true", False), ("false", True)):
+            postgrest = start_postgrest(dbname, pool=8, db_uri=pooled, transaction_pooler=True)
+            assert postgrest.env["PGRST_DB_PREPARED_STATEMENTS"] == "false"  # what the layout sets
+            if prepared == "true":  # planted: the setting the layout must never leave on
+                postgrest.stop()
+                postgrest.env = {**postgrest.env, "PGRST_DB_PREPARED_STATEMENTS": "true"}
+                postgrest.start().wait_ready()
+            report = subprocess.run(["wrk", "-t2", "-c16", "-d2s", f"{postgrest.url}/anime?select=id&limit=5"],
+                                    capture_output=True, text=True).stdout
+            assert ("Non-2xx" not in report) == want_all_ok, (prepared, report)
+            postgrest.stop()
+    finally:
+        pgbouncer.stop()
