@@ -8,6 +8,7 @@ and ``KITSU_DB`` (the database to create and use), as contract §9 describes.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import psycopg
@@ -153,20 +154,52 @@ order by 1, 2
 """
 
 
+# Rebuilding the code under traffic (a deploy's `make migrate`): the transaction takes its locks
+# one object at a time, so it can deadlock with requests, and while it waits for a lock every new
+# request queues behind it. Each wait is bounded (CODE_LOCK_TIMEOUT) and a deadlock or timeout
+# rolls everything back and tries again; tests/faults/test_under_load.py runs it under load.
+# The rebuild is the one that gives way: its lock wait ends well before PostgREST's sessions
+# would look for a deadlock (authenticator's deadlock_timeout, sql/roles.sql), so a request
+# caught in a cycle with it waits a moment instead of failing.
+CODE_LOCK_TIMEOUT = "500ms"
+CODE_ATTEMPTS = 10
+
+
 def apply_code(dbname: str) -> None:
     """Rebuild `api`, re-apply functions, triggers and grants in one transaction, drop the code
-    objects sql/ no longer defines, then tell PostgREST to reload its schema cache."""
+    objects sql/ no longer defines, then tell PostgREST to reload its schema cache. Retried
+    whole when it deadlocks with traffic or waits too long for a lock."""
+    for attempt in range(1, CODE_ATTEMPTS + 1):
+        try:
+            _apply_code(dbname)
+            return
+        except RuntimeError as exc:
+            retryable = isinstance(exc.__cause__, psycopg.errors.DeadlockDetected | psycopg.errors.LockNotAvailable)
+            if not retryable or attempt == CODE_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+
+
+def _apply_code(dbname: str) -> None:
     with psycopg.connect(role_url(dbname, "kitsu_owner")) as conn:
-        conn.execute("drop schema if exists api cascade")
-        conn.execute("create schema api")
-        conn.execute("comment on schema api is 'Kitsu public API: views and functions served by PostgREST.'")
-        files = manifest()
-        load_files(conn, files["code"])
-        for kind, name in conn.execute(STALE_CODE).fetchall():
-            # restrict: state that still needs it (a policy, an index) fails the migrate loudly
-            conn.execute(f"drop {kind} {name} restrict")
-        load_files(conn, files["grants"])  # after: revoking rewrites every object's catalog row
-        conn.execute("notify pgrst, 'reload schema'")
+        conn.execute(f"set local lock_timeout = '{CODE_LOCK_TIMEOUT}'")
+        try:
+            _rebuild_code(conn)
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable) as exc:
+            raise RuntimeError(f"code rebuild: {exc}") from exc
+
+
+def _rebuild_code(conn: psycopg.Connection) -> None:
+    conn.execute("drop schema if exists api cascade")
+    conn.execute("create schema api")
+    conn.execute("comment on schema api is 'Kitsu public API: views and functions served by PostgREST.'")
+    files = manifest()
+    load_files(conn, files["code"])
+    for kind, name in conn.execute(STALE_CODE).fetchall():
+        # restrict: state that still needs it (a policy, an index) fails the migrate loudly
+        conn.execute(f"drop {kind} {name} restrict")
+    load_files(conn, files["grants"])  # after: revoking rewrites every object's catalog row
+    conn.execute("notify pgrst, 'reload schema'")
 
 
 def load_state(dbname: str) -> None:

@@ -108,6 +108,12 @@ class Cluster:
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
+    def restart(self, mode: str = "fast") -> None:
+        """Stop (``fast``: clean; ``immediate``: as a crash, recovered from the WAL) and start
+        again on the same port and options (fault tests)."""
+        # -l as at start: the new server must not inherit (and hold open) our output pipes
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-m", mode, "-w", "restart")
+
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"

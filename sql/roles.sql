@@ -58,3 +58,7 @@ alter role ingest_worker set statement_timeout = '10min';
 -- backend by role and state, which pg_stat_activity shows only to members of pg_read_all_stats
 -- (it reads statistics, never data; the function returns counts only).
 grant pg_read_all_stats to kitsu_owner;
+-- A code rebuild under traffic (`make migrate`, database/build.py apply_code) can meet a request
+-- in a lock cycle; the rebuild gives up after 500 ms (its lock_timeout) and retries, and
+-- PostgREST's sessions look for deadlocks only after 5 s, so the request is never the victim.
+alter role authenticator set deadlock_timeout = '5s';

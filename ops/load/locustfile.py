@@ -105,10 +105,26 @@ class SignedIn(KitsuUser):
         self.sign_in()
 
     def sign_in(self) -> None:
-        body = self.page("sign in", "POST", "/auth/login", json={"email": self.email, "password": DATA["password"]},
-                         check=lambda body: None if body and body.get("access_token") else "no token")
-        if body:
-            self.token = body["access_token"]
+        """Sign in as a browser does: a 503 ``overloaded`` (the hashing queue is full; it comes
+        with Retry-After) is shed load, not an error, and is tried again after the wait it names
+        (recorded as "sign in shed"); anything else but 200 is an error."""
+        for _ in range(10):
+            started = time.time()
+            with self.client.post("/auth/login", name="sign in", catch_response=True,
+                                  json={"email": self.email, "password": DATA["password"]}) as response:
+                if response.status_code == 503:
+                    response.success()
+                    pages.append((started, "sign in shed", 1))
+                    wait = float((getattr(response, "headers", None) or {}).get("retry-after") or 1)
+                elif response.status_code == 200 and (body := response.json()).get("access_token"):
+                    pages.append((started, "sign in", 1))
+                    self.token = body["access_token"]
+                    return
+                else:
+                    response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                    pages.append((started, "sign in", 1))
+                    return
+            time.sleep(wait)
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -158,7 +174,8 @@ class FavoritesReader(SignedIn):
 class Attacker(KitsuUser):
     """Audit scenario 3: one address guessing one person's password as fast as answers come.
     Every answer is expected (401 wrong password, 429 limited, 503 busy); the harness counts
-    how many reached the password check (401) against the configured limit."""
+    how many reached the password check (401) against the configured limit (the limit lives in
+    PostgreSQL, so it holds whichever of the workers answers)."""
 
     wait_time = constant(0.02)
 
@@ -170,10 +187,6 @@ class Attacker(KitsuUser):
                 response.success()
             else:
                 response.failure(f"HTTP {response.status_code}")
-            headers = getattr(response, "headers", None) or {}
-            worker = headers.get("x-auth-worker") or headers.get("X-Auth-Worker")
-            if worker:
-                pages.append((time.time(), f"worker {worker}", response.status_code))
 
 
 class MixedUser(SignedIn):
