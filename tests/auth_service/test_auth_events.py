@@ -149,8 +149,9 @@ def test_password_reset_and_email_verified(api: Api, rest: Api, auditor: str, au
     assert reset["after"] == {"sessions_revoked": 1} and reset["ip"] == ip and reset["user_agent"] == AGENT
 
 
+@pytest.mark.processes  # reads what the process tests above wrote: `make test-fast` skips it with them
 def test_no_secret_is_ever_stored_in_an_audit_row(auth_db: str):
-    """Runs last in this module: every password and token used above, against every row."""
+    """Runs after the tests above: every password and token they used, against every row."""
     assert len(SECRETS) > 10
     with owner_connect(auth_db) as conn:
         rows = [text for (text,) in conn.execute("select l::text from data.audit_log l").fetchall()]
