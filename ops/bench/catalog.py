@@ -10,6 +10,7 @@ so everything maintained beside a title is maintained here too).
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -188,11 +189,16 @@ def real_rows(n: int, seed: int = 20_000) -> Iterator[tuple[Any, ...]]:
                    f"not a real title; generated: romaji, Russian title.")
 
 
-def load(conn: psycopg.Connection, n: int, seed: int = 20_000, real: bool = False) -> None:
-    """Copy ``n`` titles into data.anime: made-up names, or with ``real`` those of real_rows."""
-    with conn.cursor().copy(f"copy data.anime ({', '.join(COLUMNS)}) from stdin") as copy:
-        for row in (real_rows if real else rows)(n, seed):
-            copy.write_row(row)
+def load(conn: psycopg.Connection, n: int, seed: int = 20_000, real: bool = False,
+         chunk: int | None = None) -> None:
+    """Copy ``n`` titles into data.anime: made-up names, or with ``real`` those of real_rows. With
+    ``chunk``, one COPY per that many rows: the search triggers run per statement, so each sees a
+    bounded transition table instead of all of them at once."""
+    source = (real_rows if real else rows)(n, seed)
+    while batch := list(itertools.islice(source, chunk or n)):
+        with conn.cursor().copy(f"copy data.anime ({', '.join(COLUMNS)}) from stdin") as copy:
+            for row in batch:
+                copy.write_row(row)
 
 
 if __name__ == "__main__":
