@@ -108,14 +108,17 @@ begin
   -- locked replaced from the payload; written only when something differs, and audited as the
   -- system actor: one row per title, before/after of the fields that changed (`before` reads the
   -- statement's snapshot, i.e. the row as it was)
-  with n as (
-    select (jsonb_populate_record(a,
-              private.jsonb_pick(sa.payload, ingest.writable_fields(a.edited_fields, a.locked_fields))
-              || jsonb_build_object('shikimori_id', coalesce(a.shikimori_id, sa.shikimori_id),
-                                    'content_hash', sa.content_hash))).*
+  -- materialized, with the record built in FROM: built once per title (a `(f()).*` in a select
+  -- list, or a CTE inlined into the update's join, calls f once per column)
+  with n as materialized (
+    select r.*
       from data.staging_anime sa
       join unnest(v_ids) c(id) on c.id = sa.shikimori_id
       join data.anime a on a.id = sa.anime_id
+     cross join lateral jsonb_populate_record(a,
+              private.jsonb_pick(sa.payload, ingest.writable_fields(a.edited_fields, a.locked_fields))
+              || jsonb_build_object('shikimori_id', coalesce(a.shikimori_id, sa.shikimori_id),
+                                    'content_hash', sa.content_hash)) r
   ), up as (
     update data.anime a
        set title = n.title, title_ru = n.title_ru, title_en = n.title_en, title_original = n.title_original,
