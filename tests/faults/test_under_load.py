@@ -4,6 +4,7 @@ The platform keeps serving, and no acknowledged write is lost."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from database import build as db
+from ops.bench.cpu import processes
 from tests.faults.conftest import DBNAME, SOAK, Load, pids_of, same_processes, wait_until
 
 pytestmark = pytest.mark.processes
@@ -21,14 +23,10 @@ def children(pid: int) -> set[int]:
     """uvicorn's worker processes under its master ``pid`` (multiprocessing spawns them; the
     resource tracker beside them is not a worker)."""
     found = set()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stat = (proc / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid and b"spawn_main" in (proc / "cmdline").read_bytes():
-                found.add(int(proc.name))
+    for child, _, parent, _ in processes():
+        with contextlib.suppress(OSError):
+            if parent == pid and b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(child)
     return found
 
 
