@@ -245,7 +245,9 @@ def run_locust(platform: Platform, scenario: Scenario, scale: float) -> dict[str
         scenario=scenario, seconds=measured_until - measured_from, ramp_started=started,
         requests_per_page=(result["all"]["requests"] / len(pages)) if pages else None,
         connections=connections, load=os.getloadavg(),
-        cores={name: round((cpu_after[name] - cpu_before[name]) / (measured_until - measured_from), 2)
+        # clamped at 0: a backend that exits between the samples leaves the tree before its parent
+        # has waited for it (then its CPU is in neither sample)
+        cores={name: max(0.0, round((cpu_after[name] - cpu_before[name]) / (measured_until - measured_from), 2))
                for name in cpu_before},
         all_requests=recorded["requests"], shed=sum(1 for p in recorded["pages"] if p[1] == "sign in shed"))
     return result
