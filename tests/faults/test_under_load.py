@@ -49,14 +49,16 @@ def test_an_auth_worker_killed_under_load(platform):
             killed = time.monotonic()
             os.kill(victim, signal.SIGKILL)
             load.wait_for_success("register", after=killed + 0.5, timeout=30)
-            respawned = wait_until(lambda gone=victim: len(children(master) - {gone}) == 3, 30,
-                                   "uvicorn replaced the worker")
+            wait_until(lambda gone=victim: len(children(master) - {gone}) == 3, 30,
+                       "uvicorn replaced the worker")
+            respawned = time.monotonic() - killed  # by then a sign-up had succeeded on the others
         time.sleep(2)
     assert same_processes(platform, pids) == {}, "the service itself had to be restarted"
     lost = load.lost()
     failed = failures(load, ("register",))
     load.report(f"auth_service worker SIGKILLed {kills}x under load", lost,
-                f"replaced in {respawned:.1f}s; failed sign-ups {failed} (requests in flight on the killed process)")
+                f"replaced within {respawned:.1f}s of the kill; failed sign-ups {failed} "
+                "(requests in flight on the killed process)")
     assert lost == {"favorites": [], "people": []}
     assert failed <= 4 * kills  # at most what was in flight on the killed process (4 threads register)
 
