@@ -65,8 +65,9 @@ def bindir() -> Path:
 class Cluster:
     """A private cluster under ``home``: data/, its log, its socket directory."""
 
-    def __init__(self, home: Path = HOME) -> None:
+    def __init__(self, home: Path = HOME, options: str = "") -> None:
         self.home = home
+        self.options = options  # more server options (-c name=value …), for tests
         self.data = home / "data"
         self.bin = bindir()
         self.port = free_port()
@@ -86,7 +87,7 @@ class Cluster:
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--locale=C.UTF-8")
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.home} "
-                   "-c max_connections=200")
+                   f"-c max_connections=200 {self.options}")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-o", options, "-w", "start")
         return self
 
