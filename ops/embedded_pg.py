@@ -65,9 +65,10 @@ def bindir() -> Path:
 class Cluster:
     """A private cluster under ``home``: data/, its log, its socket directory."""
 
-    def __init__(self, home: Path = HOME, *, max_connections: int = 200,
+    def __init__(self, home: Path = HOME, options: str = "", *, max_connections: int = 200,
                  settings: dict[str, str] | None = None) -> None:
         self.home = home
+        self.options = options  # more server options (-c name=value …), for tests
         self.data = home / "data"
         self.bin = bindir()
         self.port = free_port()
@@ -101,7 +102,8 @@ class Cluster:
                       "--locale=C.UTF-8")
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.home} "
                    f"-c max_connections={self.max_connections}"
-                   + "".join(f" -c {name}={value}" for name, value in self.settings.items()))
+                   + "".join(f" -c {name}={value}" for name, value in self.settings.items())
+                   + (f" {self.options}" if self.options else ""))
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-o", options, "-w", "start")
         return self
 

@@ -48,6 +48,21 @@ def stop_run(process: subprocess.Popen[str]) -> str:
     return output
 
 
+def free_base_port(count: int) -> int:
+    """A port p with p+1 … p+count free (make run puts worker N's metrics on base + N)."""
+    import socket
+
+    while True:
+        base = services.free_port()
+        try:
+            for offset in range(1, count + 1):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+
+
 @pytest.fixture
 def run_env(template_db, tmp_path):
     dbname = f"kitsu_run_{uuid.uuid4().hex[:8]}"
@@ -56,7 +71,7 @@ def run_env(template_db, tmp_path):
            "PGRST_ADMIN_SERVER_PORT": str(services.free_port()), "AUTH_PORT": str(services.free_port()),
            "INGEST_UPSTREAM_PORT": str(services.free_port()), "GATEWAY_PORT": str(services.free_port()),
            "INGEST_WORKERS": "2", "MAIL_SINK_PORT": str(services.free_port()),
-           "INGEST_METRICS_BASE_PORT": str(services.free_port()), "PROMETHEUS_PORT": str(services.free_port())}
+           "INGEST_METRICS_BASE_PORT": str(free_base_port(2)), "PROMETHEUS_PORT": str(services.free_port())}
     for variable in ("SHIKIMORI_BASE_URL", "KODIK_BASE_URL", "KODIK_TOKEN", "SMTP_HOST"):
         env.pop(variable, None)
     yield env

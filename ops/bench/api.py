@@ -57,21 +57,7 @@ insert into data.users (email, password_hash)
 select 'bench-' || i || '@example.test', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA'
   from generate_series(1, {PEOPLE}) i;
 insert into data.sessions (user_id, expires_at) select id, now() + interval '1 day' from data.users;
-with numbered as (select id, row_number() over (order by id) as n from data.anime),
-     people as (select id, row_number() over (order by id) as p from data.users)
-insert into data.favorites (user_id, anime_id, list_status)
-select people.id, numbered.id, 'watching'
-  from people join numbered on numbered.n between (people.p * 7) % {TITLES - FAVORITES} + 1
-                                              and (people.p * 7) % {TITLES - FAVORITES} + {FAVORITES};
-with numbered as (select id, row_number() over (order by id) as n from data.anime),
-     people as (select id, row_number() over (order by id) as p from data.users)
-insert into data.watch_progress (user_id, anime_id, episode_number, episode_id, position_seconds,
-                                 progress_percent, last_watched_at)
-select people.id, numbered.id, 2, e.id, 600, 42.5, now() - numbered.n * interval '1 minute'
-  from people
-  join numbered on numbered.n between (people.p * 7) % {TITLES - FAVORITES} + 1
-                                  and (people.p * 7) % {TITLES - FAVORITES} + {PROGRESS}
-  join data.episodes e on e.anime_id = numbered.id and e.number = 2;
+{catalog.library(TITLES, FAVORITES, PROGRESS)}
 """
 
 CATALOG_PAGE = ("/anime?select=id,title,title_ru,title_original,kind,status,year,poster_url"

@@ -204,3 +204,26 @@ def load(conn: psycopg.Connection, n: int, seed: int = 20_000, real: bool = Fals
 if __name__ == "__main__":
     for row in rows(12):
         print(row[1:6])
+
+
+def library(titles: int, favorites: int, progress: int) -> str:
+    """SQL giving every person ``favorites`` favorites and ``progress`` progress rows (on episode
+    2 of each title), a window of consecutive titles per person; run it after the people, the
+    titles and their episodes exist (ops.bench.api, ops.load.harness)."""
+    return f"""
+with numbered as (select id, row_number() over (order by id) as n from data.anime),
+     people as (select id, row_number() over (order by id) as p from data.users)
+insert into data.favorites (user_id, anime_id, list_status)
+select people.id, numbered.id, 'watching'
+  from people join numbered on numbered.n between (people.p * 7) % {titles - favorites} + 1
+                                              and (people.p * 7) % {titles - favorites} + {favorites};
+with numbered as (select id, row_number() over (order by id) as n from data.anime),
+     people as (select id, row_number() over (order by id) as p from data.users)
+insert into data.watch_progress (user_id, anime_id, episode_number, episode_id, position_seconds,
+                                 progress_percent, last_watched_at)
+select people.id, numbered.id, 2, e.id, 600, 42.5, now() - numbered.n * interval '1 minute'
+  from people
+  join numbered on numbered.n between (people.p * 7) % {titles - favorites} + 1
+                                  and (people.p * 7) % {titles - favorites} + {progress}
+  join data.episodes e on e.anime_id = numbered.id and e.number = 2;
+"""

@@ -10,7 +10,7 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _processes(reaped: bool = False) -> Iterator[tuple[int, str, int, float]]:
+def processes(reaped: bool = False) -> Iterator[tuple[int, str, int, float]]:
     """(pid, command name, parent pid, user+system CPU seconds) of every live process; with
     ``reaped``, plus the CPU of its children that exited and were waited for."""
     for proc in Path("/proc").iterdir():
@@ -28,20 +28,20 @@ def _processes(reaped: bool = False) -> Iterator[tuple[int, str, int, float]]:
 
 def cpu_by_pid(names: tuple[str, ...]) -> dict[int, tuple[str, float]]:
     """(command name, user+system CPU seconds) of each live process whose name is in ``names``."""
-    return {pid: (name, seconds) for pid, name, _, seconds in _processes() if name in names}
+    return {pid: (name, seconds) for pid, name, _, seconds in processes() if name in names}
 
 
 def cpu_by_tree(roots: Mapping[str, int]) -> dict[str, float]:
     """CPU seconds of each named process and all its descendants (a service's workers, the
     postmaster's backends), children that exited meanwhile included (counted in their parent
     once it waited for them)."""
-    processes = {pid: (parent, seconds) for pid, _, parent, seconds in _processes(reaped=True)}
+    tree = {pid: (parent, seconds) for pid, _, parent, seconds in processes(reaped=True)}
     label_of = {pid: label for label, pid in roots.items()}
     totals = dict.fromkeys(roots, 0.0)
-    for pid, (_, seconds) in processes.items():
+    for pid, (_, seconds) in tree.items():
         ancestor = pid
-        while ancestor not in label_of and ancestor in processes and ancestor > 1:
-            ancestor = processes[ancestor][0]
+        while ancestor not in label_of and ancestor in tree and ancestor > 1:
+            ancestor = tree[ancestor][0]
         if ancestor in label_of:
             totals[label_of[ancestor]] += seconds
     return totals

@@ -107,8 +107,9 @@ class SignedIn(KitsuUser):
     def sign_in(self) -> None:
         """Sign in as a browser does: a 503 ``overloaded`` (the hashing queue is full; it comes
         with Retry-After) is shed load, not an error, and is tried again after the wait it names
-        (recorded as "sign in shed"); anything else but 200 is an error."""
-        for _ in range(10):
+        (recorded as "sign in shed"); anything else but 200 is an error. A person who is not
+        signed in tries again before opening a signed-in page (``auth``)."""
+        while True:
             started = time.time()
             with self.client.post("/auth/login", name="sign in", catch_response=True,
                                   json={"email": self.email, "password": DATA["password"]}) as response:
@@ -127,6 +128,8 @@ class SignedIn(KitsuUser):
             time.sleep(wait)
 
     def auth(self) -> dict[str, str]:
+        if not self.token:
+            self.sign_in()
         return {"Authorization": f"Bearer {self.token}"}
 
     def favorites_page(self) -> None:

@@ -39,11 +39,13 @@ def test_worker_metrics_after_a_sync(fresh_db, start_upstream, start_worker):
     # what the worker did
     assert value(samples, "ingest_sync_runs_total", task="sync_catalog", outcome="succeeded") == 1
     assert value(samples, "ingest_sync_duration_seconds_count", task="sync_catalog") == 1
-    assert value(samples, "ingest_upstream_rate_limited_total", source="shikimori") == 1
-    assert value(samples, "ingest_upstream_requests_total", source="shikimori", status="429") == 1
+    # the planted 429, and any the real limit of the upstream gave on a loaded machine
+    limited = value(samples, "ingest_upstream_rate_limited_total", source="shikimori")
+    assert limited is not None and limited >= 1
+    assert value(samples, "ingest_upstream_requests_total", source="shikimori", status="429") == limited
     assert value(samples, "ingest_upstream_requests_total", source="shikimori", status="200") == (
         runs["sync_catalog"]["pages_done"])
-    assert value(samples, "ingest_retries_total", source="shikimori", reason="rate_limited") == 1
+    assert value(samples, "ingest_retries_total", source="shikimori", reason="rate_limited") == limited
     # what the database says: the queue, the run's progress, connections by role and state
     assert value(samples, "ingest_database_up") == 1
     assert value(samples, "ingest_queue_jobs", queue="sync", task="sync_catalog", status="succeeded") == 1
