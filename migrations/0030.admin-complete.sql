@@ -1,4 +1,4 @@
--- depends: 0028.favorite-score
+-- depends: 0029.accounts-recovery
 -- Admin, complete (issue 13): who created, edited, locked and deleted an episode; player links
 -- fixed by hand, locked or hidden one by one (ingest keeps them); IP bans; and `anime.view` /
 -- `episode.view` mean "read the admin catalog" (support holds them), so plain users lose them

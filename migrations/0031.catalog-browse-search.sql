@@ -1,4 +1,4 @@
--- depends: 0028.favorite-score
+-- depends: 0030.admin-complete
 -- Catalog v1.1 browsing and search filters (issue 10, contract §15).
 -- * data.anime.genre_ids / data.catalog_search.genre_ids: a title's genre ids (ascending), kept
 --   by the triggers that keep data.anime.genres. The GIN index is on the search table: its

@@ -1,4 +1,4 @@
--- depends: 0029.accounts-recovery
+-- depends: 0031.catalog-browse-search
 -- Auth events in the audit log (issue 11): sign-ins, refresh-token reuse, logouts of other or
 -- all sessions, password changes and resets, verified addresses, each with the session it
 -- concerns. No foreign key: sessions are purged, their audit rows stay. The functions that

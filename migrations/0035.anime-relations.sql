@@ -1,4 +1,4 @@
--- depends: 0031.catalog-browse-search
+-- depends: 0033.auth-events
 -- Related titles (issue 10, contract §15): sequels, prequels, side stories and the rest of a
 -- franchise, from the `related` field of Shikimori's GraphQL answer, filled by ingest publish.
 -- The other title is kept by its Shikimori id, so a relation to a title the catalog does not
