@@ -35,7 +35,9 @@ grant execute on function private.pre_request(), private.jwt_claims(), private.u
   private.security_headers(), private.response_headers(boolean),
   private.raise_error(integer, text, text, text, text), private.search_normalize(text),
   private.search_terms(text) to anon, web_user;
-grant execute on function private.search_options(text, text, text[]), private.search_sorts() to anon, web_user;
+grant execute on function private.search_options(text, text, text[]), private.search_sorts(),
+  private.search_passes(text, text, integer, text, text, numeric, integer[], text, text, integer, text, text,
+                        numeric, integer[]) to anon, web_user;
 grant select on data.anime, data.genres, data.anime_genres, data.episodes, data.translations,
   data.episode_sources, data.schedule, data.catalog_search, data.catalog_search_keys to anon, web_user;
 grant select on api.anime, api.episodes, api.episode_sources, api.schedule to anon, web_user;

@@ -122,13 +122,14 @@ comment on column api.genres.anime_count is 'Published titles with this genre.';
    - 2: the 2,000 best-ranked titles are walked in rank order (a page of a common q is full after
      a few hundred of them); only when that does not fill the page (a rare q, a deep page) does
      the trigram index give the matches ranked after them, which are then sorted;
-   - 3: reached only when the page is not full yet (a typo matches nothing better): the trigram
-     index's candidates (at most 1,000), closest first (pg_trgm word_similarity >= 0.3).
+   - 3: only when no title passing the filters has a name containing q (then q is a typo): the
+     trigram index of single names gives at most 1,000 candidates, closest first (pg_trgm
+     word_similarity >= a threshold by q's length, private.search_terms).
    The tiers are one UNION ALL without an outer ORDER BY: Append returns its branches in order and
    each branch is ordered, whereas an outer sort would read every branch to its end. Parallel
    plans, which may reorder an Append, are off for these tables (parallel_workers = 0); the
    ranking tests would see it. Filters (kind, status, year, season, rating, min_score, genres)
-   apply inside every tier, on columns of the search table.
+   apply inside every tier, on columns of the search table (private.search_passes).
    Another sort than relevance orders the 1,000 most relevant matches (Meilisearch's
    maxTotalHits, for the same reason: an order over every match of a common q would read them
    all), with the id as the last key so pages are stable. The matches CTE is read lazily by
@@ -151,7 +152,8 @@ language sql stable as $$
       from data.catalog_search s
      order by s.score desc nulls last, s.anime_id
      offset 1999 limit 1),
-  matches as (
+  -- tiers 0-2: every title with a name that contains q
+  better as (
     select c.anime_id, c.score, c.year
       from (
         (select k.anime_id, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genre_ids
@@ -203,28 +205,43 @@ language sql stable as $$
         (select s.anime_id, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genre_ids
            from data.catalog_search s, horizon h
           where (select t.contains from t)
-            and s.doc like (select t.contains_like from t)
+            and s.doc like (select t.contains_like from t)  -- q's start: then all of q
+            and strpos(s.doc, (select t.needle from t)) > 0
             and strpos(s.doc, (select t.starts from t)) = 0
             and (coalesce(s.score, -1) < h.score or (coalesce(s.score, -1) = h.score and s.anime_id > h.anime_id))
           order by s.score * 1 desc nulls last, s.anime_id)
-        union all
-        (select f.anime_id, f.score, f.kind, f.status, f.year, f.season, f.rating, f.genre_ids
-           from (select s.anime_id, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genre_ids,
-                        public.word_similarity((select t.needle from t), s.doc) as closeness
-                   from data.catalog_search s
-                  where (select t.fuzzy from t)
-                    and (select t.needle from t) operator(public.<%) s.doc
-                    and strpos(s.doc, (select t.needle from t)) = 0
-                  limit 1000) f
-          order by f.closeness desc, f.score desc nulls last, f.anime_id)
       ) c
-     where (search_anime.kind is null or c.kind = search_anime.kind)
-       and (search_anime.status is null or c.status = search_anime.status)
-       and (search_anime.year is null or c.year = search_anime.year)
-       and (search_anime.season is null or c.season = search_anime.season)
-       and (search_anime.rating is null or c.rating = search_anime.rating)
-       and (search_anime.min_score is null or c.score >= search_anime.min_score)
-       and ((select o.genre_ids from o) is null or c.genre_ids @> (select o.genre_ids from o)))
+     where private.search_passes(c.kind, c.status, c.year, c.season, c.rating, c.score, c.genre_ids,
+                                 search_anime.kind, search_anime.status, search_anime.year, search_anime.season,
+                                 search_anime.rating, search_anime.min_score, (select o.genre_ids from o))),
+  -- tier 3, typos: only when no title (that passes the filters) has a name containing q, as
+  -- Typesense's typo_tokens_threshold (default 1) does. A q that names something is answered by
+  -- what it names, not padded with look-alikes; the better tiers read from the CTE's rows, so
+  -- asking costs nothing. Candidates are single names (the whole-name keys, ~30 characters)
+  -- from their trigram index, not documents of every name of a title: the recheck reads short
+  -- strings, and a title's unrelated names cannot add up to a match. Closest first: the best
+  -- extent of a name (word_similarity) plus how much of the whole name q is (similarity), so a
+  -- two-letter typo of a short name beats long names that merely hold a short look-alike word.
+  matches as (
+    (select b.anime_id, b.score, b.year from better b)
+    union all
+    (select s.anime_id, s.score, s.year
+       from (select n.anime_id, max(n.closeness) as closeness
+               from (select k.anime_id,
+                            public.word_similarity((select t.needle from t), k.key)
+                              + public.similarity((select t.needle from t), k.key) as closeness
+                       from data.catalog_search_keys k
+                      where (select t.fuzzy from t)
+                        and not exists (select 1 from better)
+                        and k.key like '%|'
+                        and (select t.fuzzy_needle from t) operator(public.<%) k.key
+                      limit 1000) n
+              group by n.anime_id) f
+       join data.catalog_search s on s.anime_id = f.anime_id
+      where private.search_passes(s.kind, s.status, s.year, s.season, s.rating, s.score, s.genre_ids,
+                                  search_anime.kind, search_anime.status, search_anime.year, search_anime.season,
+                                  search_anime.rating, search_anime.min_score, (select o.genre_ids from o))
+      order by f.closeness desc, s.score desc nulls last, s.anime_id))
   select (hit.anime).*
     from (
       select (select v from api.anime v where v.id = r.anime_id) as anime
