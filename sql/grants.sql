@@ -37,9 +37,11 @@ grant execute on function private.pre_request(), private.jwt_claims(), private.u
   private.search_terms(text) to anon, web_user;
 grant execute on function private.search_options(text, text, text[]), private.search_sorts(),
   private.search_passes(text, text, integer, text, text, numeric, integer[], text, text, integer, text, text,
-                        numeric, integer[]) to anon, web_user;
+                        numeric, integer[]), private.search_like(text), private.search_words(text),
+  private.search_letters(text) to anon, web_user;
 grant select on data.anime, data.genres, data.anime_genres, data.episodes, data.translations,
-  data.episode_sources, data.schedule, data.catalog_search, data.catalog_search_keys to anon, web_user;
+  data.episode_sources, data.schedule, data.catalog_search, data.catalog_search_keys,
+  data.catalog_search_words to anon, web_user;
 grant select on api.anime, api.episodes, api.episode_sources, api.schedule to anon, web_user;
 grant select on api.genres to anon, web_user;
 grant select on data.anime_relations to anon, web_user;

@@ -3,6 +3,8 @@
 -- tables of the workers, `procrastinate` the job queue, and `api` what PostgREST serves.
 create extension if not exists pg_trgm with schema public;
 create extension if not exists unaccent with schema public;
+-- levenshtein_less_equal: search corrects typos to the catalog's words (sql/private/catalog_search.sql)
+create extension if not exists fuzzystrmatch with schema public;
 
 create schema data;
 create schema private;

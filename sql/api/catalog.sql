@@ -122,9 +122,9 @@ comment on column api.genres.anime_count is 'Published titles with this genre.';
    - 2: the 2,000 best-ranked titles are walked in rank order (a page of a common q is full after
      a few hundred of them); only when that does not fill the page (a rare q, a deep page) does
      the trigram index give the matches ranked after them, which are then sorted;
-   - 3: only when no title passing the filters has a name containing q (then q is a typo): the
-     trigram index of single names gives at most 1,000 candidates, closest first (pg_trgm
-     word_similarity >= a threshold by q's length, private.search_terms).
+   - 3: only when no title passing the filters has a name containing q (then q holds a typo):
+     the titles with all of q's words corrected to the catalog's own (private.search_terms),
+     found by the trigram index, at most 100, closest to q first.
    The tiers are one UNION ALL without an outer ORDER BY: Append returns its branches in order and
    each branch is ordered, whereas an outer sort would read every branch to its end. Parallel
    plans, which may reorder an Append, are off for these tables (parallel_workers = 0); the
@@ -204,7 +204,7 @@ language sql stable as $$
         -- planner keeps the trigram index and sorts what it found.
         (select s.anime_id, s.score, s.kind, s.status, s.year, s.season, s.rating, s.genre_ids
            from data.catalog_search s, horizon h
-          where (select t.contains from t)
+          where (select t.contains_indexed from t)
             and s.doc like (select t.contains_like from t)  -- q's start: then all of q
             and strpos(s.doc, (select t.needle from t)) > 0
             and strpos(s.doc, (select t.starts from t)) = 0
@@ -217,31 +217,37 @@ language sql stable as $$
   -- tier 3, typos: only when no title (that passes the filters) has a name containing q, as
   -- Typesense's typo_tokens_threshold (default 1) does. A q that names something is answered by
   -- what it names, not padded with look-alikes; the better tiers read from the CTE's rows, so
-  -- asking costs nothing. Candidates are single names (the whole-name keys, ~30 characters)
-  -- from their trigram index, not documents of every name of a title: the recheck reads short
-  -- strings, and a title's unrelated names cannot add up to a match. Closest first: the best
-  -- extent of a name (word_similarity) plus how much of the whole name q is (similarity), so a
-  -- two-letter typo of a short name beats long names that merely hold a short look-alike word.
+  -- asking costs nothing. The titles with every word of q corrected (private.search_terms), at
+  -- most 100, closest first: the best of a title's names by how well q matches a part of it
+  -- (word_similarity) plus how much of it q is (similarity), so a two-letter typo of a short name
+  -- beats long names that merely hold a short look-alike word.
   matches as (
     (select b.anime_id, b.score, b.year from better b)
     union all
-    (select s.anime_id, s.score, s.year
-       from (select n.anime_id, max(n.closeness) as closeness
-               from (select k.anime_id,
-                            public.word_similarity((select t.needle from t), k.key)
-                              + public.similarity((select t.needle from t), k.key) as closeness
-                       from data.catalog_search_keys k
+    (select f.anime_id, f.score, f.year
+       from (select c.anime_id, c.score, c.year,
+                    (select max(public.word_similarity((select t.needle from t), n)
+                                + public.similarity((select t.needle from t), n))
+                       from unnest(string_to_array(btrim(c.doc, '|'), '|')) n) as closeness
+               from (select s.anime_id, s.score, s.year, s.doc
+                       from data.catalog_search s
                       where (select t.fuzzy from t)
                         and not exists (select 1 from better)
-                        and k.key like '%|'
-                        and (select t.fuzzy_needle from t) operator(public.<%) k.key
-                      limit 1000) n
-              group by n.anime_id) f
-       join data.catalog_search s on s.anime_id = f.anime_id
-      where private.search_passes(s.kind, s.status, s.year, s.season, s.rating, s.score, s.genre_ids,
-                                  search_anime.kind, search_anime.status, search_anime.year, search_anime.season,
-                                  search_anime.rating, search_anime.min_score, (select o.genre_ids from o))
-      order by f.closeness desc, s.score desc nulls last, s.anime_id))
+                        -- one index scan per word of the group (at most 3; a missing one is null)
+                        and (s.doc like (select t.fuzzy_likes[1] from t) or s.doc like (select t.fuzzy_likes[2] from t)
+                             or s.doc like (select t.fuzzy_likes[3] from t))
+                        and not exists (select 1 from unnest((select t.fuzzy_groups from t)) g
+                                         where s.doc !~ g)
+                        and private.search_passes(s.kind, s.status, s.year, s.season, s.rating, s.score, s.genre_ids,
+                                                  search_anime.kind, search_anime.status, search_anime.year,
+                                                  search_anime.season, search_anime.rating, search_anime.min_score,
+                                                  (select o.genre_ids from o))
+                      limit 2000) c
+              -- closeness costs ~60 us a title (every name, twice): for the 100 best-ranked
+              -- (all of them, unless q's words are common ones: 'specials', 'movie')
+              order by c.score desc nulls last, c.anime_id
+              limit 100) f
+      order by f.closeness desc, f.score desc nulls last, f.anime_id))
   select (hit.anime).*
     from (
       select (select v from api.anime v where v.id = r.anime_id) as anime
@@ -267,7 +273,7 @@ language sql stable as $$
 $$;
 comment on function api.search_anime(text, text, text, integer, text, text, text, numeric, text[], text) is $$Search the catalog
 Matches every title and synonym in every script (romaji, English, Russian, Japanese), tolerates
-typos (trigram similarity from 5 characters). Ranked exact name, then prefix, then contains,
+typos when nothing contains q (words of 5 or more characters, up to two letters each). Ranked exact name, then prefix, then contains,
 then typo; ties by score, then id. q needs 2 to 200 characters.
 Filters, all combined: kind, status, year, season, rating, min_score (score >= it), genres
 (text[] of genre names, Russian names or ids; all must match; genre: one more).

@@ -123,13 +123,18 @@ create table data.catalog_search_keys (
 ) with (parallel_workers = 0);
 create index catalog_search_keys_rank_idx on data.catalog_search_keys (key, score desc nulls last, anime_id);
 create index catalog_search_keys_anime_idx on data.catalog_search_keys (anime_id);
--- the typo tier of api.search_anime: trigrams of each whole name (the keys ending in '|'; pg_trgm
--- ignores the '|'), so a candidate is one short name rather than a document of all of a title's
-create index catalog_search_keys_name_trgm_idx on data.catalog_search_keys using gin (key public.gin_trgm_ops)
-  where key like '%|';
 alter table data.catalog_search_keys enable row level security;
 create policy catalog_search_keys_public_read on data.catalog_search_keys for select to anon, web_user using (true);
 comment on table data.catalog_search_keys is 'Btree keys of every name of a published title: its first 2 and 3 characters, and the whole name followed by ''|''.';
+
+-- the words of the published titles' names (5+ letters or digits) that search corrects typos to
+-- (private.search_terms), added by private.catalog_search_sync; public like the names they are in
+create table data.catalog_search_words (
+  word text collate "C" primary key
+);
+alter table data.catalog_search_words enable row level security;
+create policy catalog_search_words_public_read on data.catalog_search_words for select to anon, web_user using (true);
+comment on table data.catalog_search_words is 'Words (5+ characters) of published titles'' names, normalised: what a typo is corrected to.';
 
 create table data.genres (
   id      integer primary key,

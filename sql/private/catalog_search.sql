@@ -72,6 +72,15 @@ begin
    cross join lateral (values (left(n.name, 2)), (left(n.name, 3)), (n.name || '|')) k(key)
    where length(n.name) >= 2
    order by 1;  -- in index order: the rank index takes them ~25 % faster
+  -- the words typos are corrected to; never removed (a word whose titles left matches nothing,
+  -- and the few it adds do not slow the lookup, one btree range per word)
+  insert into data.catalog_search_words (word)
+  select distinct w.word
+    from unnest(rekeyed) r(id)
+    join data.catalog_search s on s.anime_id = r.id
+   cross join private.search_words(replace(s.doc, '|', ' ')) w(word)
+   order by 1
+  on conflict do nothing;
   return null;
 end
 $$;
@@ -187,17 +196,24 @@ create or replace trigger catalog_search_genres_updated after update on data.cat
 /* What api.search_anime needs from q, computed once per call: the normalised needle and the
    keys and patterns of its tiers. 2 to 200 characters, else 400. Tier 1 walks the titles with
    a name starting with q's first 3 characters (2 for a 2-letter q) and, for a longer q, checks
-   the rest; tiers 2 (contains) need 3 characters, tier 3 (typo) 5, the length from which a typo
-   is allowed: shorter words are one typo away from too many others. */
+   the rest; tier 2 (contains) needs 3 characters; tier 3 (typos) the words of q of 5 or more
+   characters, as Meilisearch allows typos: shorter words are one typo away from too many others. */
 -- its OUT columns grow with the search; CREATE OR REPLACE cannot change them, and its one
 -- dependant, api.search_anime, was dropped with api just before (ops: database/build.py)
 drop function if exists private.search_terms(text);
 create function private.search_terms(q text, out needle text, out exact_key text,
-                                                out exact text, out prefix_key text, out starts text,
-                                                out contains_like text, out contains boolean,
-                                                out fuzzy boolean, out fuzzy_needle text)
+                                     out exact text, out prefix_key text, out starts text,
+                                     out contains_like text, out contains boolean,
+                                     out contains_indexed boolean, out fuzzy boolean,
+                                     out fuzzy_groups text[], out fuzzy_likes text[])
 language plpgsql stable set search_path = '' as $$
+declare
+  typed text;
+  closest text;
+  known text[] := '{}';      -- words of q that names have
+  corrected text[] := '{}';  -- the closest words of those they do not, 'a|b|c' each
 begin
+  fuzzy_groups := '{}';
   -- the raw length first: normalising a megabyte q (the gateway's body limit) costs 0.1-0.2 s
   -- of CPU, which an anonymous client could repeat at will
   if length(q) > 200 then
@@ -218,19 +234,73 @@ begin
   -- q: a trigram index reads the list of every title holding each of the pattern's trigrams, and
   -- the ends of long names ('... season 2', '... movie 3', '(фильм 4)') are the commonest ones
   -- (a 34-character name: 10 ms for its whole pattern, 0.6 ms for its start, at 100,000 titles)
-  contains_like := '%' || replace(replace(replace(rtrim(left(needle, 14)), '\', '\\'), '%', '\%'), '_', '\_') || '%';
-  fuzzy := length(needle) >= 5;
-  fuzzy_needle := rtrim(left(needle, 14));  -- for the same reason; candidates are ranked by all of q
-  -- typo tolerance: word_similarity = shared / (all - shared) trigrams of the best extent. Two
-  -- swapped letters change about 4 of q's n trigrams, (n - 4) / (n + 4); the threshold keeps a
-  -- margin of 6 and stays within 0.3 (pg_trgm's default 0.6 misses 'freiren' for 'frieren', 0.33)
-  -- and 0.6. A long q then asks the trigram index for far fewer candidates (499 -> ~50 for
-  -- 'shingkei no kyojin' at 100,000 titles), each rechecked. Transaction-local; PostgREST runs
-  -- each request in one.
-  perform set_config('pg_trgm.word_similarity_threshold',
-                     greatest(0.3, least(0.6, (cardinality(public.show_trgm(fuzzy_needle)) - 6)::numeric
-                                              / (cardinality(public.show_trgm(fuzzy_needle)) + 6)))::text, true);
+  contains_like := private.search_like(left(needle, 14));
+  -- a pattern without 3 letters or digits in a row ('! +', 'ー(2') has no trigram to look up, and
+  -- the index would be read whole (0.2 s at 100,000 titles, and anyone may ask): such a q is
+  -- looked for among the 2,000 best-ranked titles only
+  contains_indexed := contains_like ~ '[[:alnum:]]{3}';
+  -- Typos are corrected word by word against the catalog's own words (data.catalog_search_words):
+  -- each word of q of 5 or more characters that no name has becomes the up to 3 closest words
+  -- that names do have (Levenshtein distance at most 2, so two swapped letters count; same first
+  -- letter and length within 2, which keeps the candidates to one btree range), e.g. 'shuonen':
+  -- shonen|shounen. Tier 3 then finds the titles with a word of every group and ranks them by
+  -- closeness to q. Trigram similarity over whole names, tried first, cost 8 ms a typo at
+  -- 100,000 titles: a short q shares trigrams with thousands of names.
+  for typed in select w from private.search_words(needle) w loop
+    if exists (select 1 from data.catalog_search_words d where d.word = typed) then
+      fuzzy_groups := fuzzy_groups || typed;
+      known := known || typed;
+      continue;
+    end if;
+    select string_agg(c.word, '|' order by c.place) into closest
+      from (select d.word, row_number() over (
+                     -- two swapped letters are 2 edits for Levenshtein but one typo for a person:
+                     -- at the same distance, a word with the same letters first
+                     order by public.levenshtein_less_equal(typed, d.word, 2),
+                              private.search_letters(d.word) <> private.search_letters(typed),
+                              abs(length(d.word) - length(typed)), d.word) as place
+              from data.catalog_search_words d
+             where d.word >= left(typed, 1) and d.word < left(typed, 1) || chr(1114111)
+               and abs(length(d.word) - length(typed)) <= 2
+               and public.levenshtein_less_equal(typed, d.word, 2) <= 2) c
+     where c.place <= 3;
+    if closest is not null then  -- a word nothing is close to narrows nothing
+      fuzzy_groups := fuzzy_groups || closest;
+      corrected := corrected || closest;
+    end if;
+  end loop;
+  fuzzy := cardinality(fuzzy_groups) > 0;
+  -- the trigram index is asked about one group, a LIKE pattern per word (with a regular
+  -- expression pg_trgm finds no trigrams in kana or kanji and reads the whole index): the
+  -- longest correction, else the longest word q has as it is. Not a word q spelled right: those
+  -- include the commonest ('movie', 'фильм', 'season', 'specials'; 2,000 candidates for
+  -- 'мкокэ (фильм 3)' at 100,000 titles, 40 ms). The other groups are checked on what it finds
+  -- (words are letters and digits: each group is a regular expression as it is).
+  fuzzy_likes := array(
+    select private.search_like(w)
+      from unnest(string_to_array(coalesce(
+             (select g from unnest(corrected) g order by length(g) desc, g limit 1),
+             (select g from unnest(known) g order by length(g) desc, g limit 1)), '|')) w);
 end
+$$;
+
+-- '%value%' for LIKE, with LIKE's own characters escaped
+create or replace function private.search_like(value text) returns text
+language sql immutable parallel safe set search_path = '' as $$
+  select '%' || replace(replace(replace(rtrim(value), '\', '\\'), '%', '\%'), '_', '\_') || '%'
+$$;
+
+-- a word's letters in order ('seikatsu': 'aeikstu'), which two swapped letters keep
+create or replace function private.search_letters(word text) returns text
+language sql immutable parallel safe set search_path = '' as $$
+  select string_agg(c, '' order by c) from pg_catalog.regexp_split_to_table(word, '') c
+$$;
+
+-- the words of a normalised name or q that typos are looked for in: runs of letters and digits
+-- of 5 or more characters
+create or replace function private.search_words(value text) returns setof text
+language sql immutable parallel safe set search_path = '' as $$
+  select w from pg_catalog.regexp_split_to_table(value, '[^[:alnum:]]+') w where length(w) >= 5
 $$;
 
 /* Whether a title's search row passes api.search_anime's filters; a null filter passes all.
