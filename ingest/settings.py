@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # the history)
     purge_cron: Cron = Field(default="17 3 * * *", validation_alias="INGEST_PURGE_CRON")
     job_retention_hours: NonNegativeInt = Field(default=168, validation_alias="INGEST_JOB_RETENTION_HOURS")
+    # search recounts the words it corrects typos to (data.catalog_search_words), hourly
+    search_words_cron: Cron = Field(default="41 * * * *", validation_alias="INGEST_SEARCH_WORDS_CRON")
 
     # mail (contract §12): the send_mail task delivers the outbox over SMTP. SMTP_HOST unset: no
     # server to deliver to, so every attempt fails (counted, retried; `make run` starts a sink)

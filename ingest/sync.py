@@ -341,5 +341,9 @@ async def sweep(seconds: float) -> int:
     return swept
 
 
+async def refresh_search_words() -> int:
+    return int(await fetch_value("select ingest.refresh_search_words()", ()) or 0)
+
+
 async def publish() -> dict[str, Any]:
     return dict(await fetch_value("select ingest.publish()", ()) or {})

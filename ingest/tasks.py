@@ -130,6 +130,14 @@ async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
     )
 
 
+@app.periodic(cron=settings.loaded.search_words_cron, periodic_id="search_words")
+@app.task(name="refresh_search_words", queue=PERIODIC_QUEUE)
+async def refresh_search_words(timestamp: int) -> int:
+    """Recount the catalog's words that search corrects typos to (which one it asks the index
+    about); drops the words no published title has any more."""
+    return await sync.refresh_search_words()
+
+
 # Deferred from SQL by private.defer_mail (queueing_lock = "mail:<outbox_id>"), in the
 # transaction that wrote the outbox row; retried until delivered (ingest/mail.py).
 @app.task(name="send_mail", queue=MAIL_QUEUE, retry=mail.MailRetry(settings.loaded))

@@ -212,6 +212,8 @@ grant execute on function private.replica_pre_request(), private.replica_lag_sec
   to authenticator, anon, web_user;
 -- metrics (ingest/metrics.py, contract §14): the workers' /metrics reads these at scrape time
 grant execute on function ingest.queue_metrics(), ingest.sync_progress(), ingest.database_metrics() to ingest_worker;
+-- the hourly search_words task (ingest/tasks.py)
+grant execute on function ingest.refresh_search_words() to ingest_worker;
 
 -- admin, complete (issue 13): people, roles and permissions -------------------------------
 grant execute on function private.admin_gate_any(text[]) to web_user;

@@ -130,7 +130,11 @@ comment on table data.catalog_search_keys is 'Btree keys of every name of a publ
 -- the words of the published titles' names (5+ letters or digits) that search corrects typos to
 -- (private.search_terms), added by private.catalog_search_sync; public like the names they are in
 create table data.catalog_search_words (
-  word text collate "C" primary key
+  word   text collate "C" primary key,
+  -- published titles with the word, as of the last private.catalog_search_words_refresh() (the
+  -- ingest worker's search_words task, hourly): which word search asks the index about. 0 for
+  -- a word added since, which is then taken for a rare one
+  titles integer not null default 0
 );
 alter table data.catalog_search_words enable row level security;
 create policy catalog_search_words_public_read on data.catalog_search_words for select to anon, web_user using (true);

@@ -189,3 +189,10 @@ language sql stable security definer set search_path = '' as $$
    where a.shikimori_id is not null and a.deleted_at is null
      and (a.status = 'ongoing' or (a.status = 'anons' and a.next_episode_at is not null))
 $$;
+
+-- The hourly search_words task (ingest/tasks.py): recount the words search corrects typos to
+-- (the rule lives with the search, sql/private/catalog_search.sql).
+create or replace function ingest.refresh_search_words() returns integer
+language sql volatile security definer set search_path = '' as $$
+  select private.catalog_search_words_refresh()
+$$;

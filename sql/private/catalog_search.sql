@@ -210,8 +210,9 @@ language plpgsql stable set search_path = '' as $$
 declare
   typed text;
   closest text;
-  known text[] := '{}';      -- words of q that names have
-  corrected text[] := '{}';  -- the closest words of those they do not, 'a|b|c' each
+  titles integer;
+  rarest text;     -- the group of q's words in the fewest titles
+  fewest integer;
 begin
   fuzzy_groups := '{}';
   -- the raw length first: normalising a megabyte q (the gateway's body limit) costs 0.1-0.2 s
@@ -247,13 +248,17 @@ begin
   -- closeness to q. Trigram similarity over whole names, tried first, cost 8 ms a typo at
   -- 100,000 titles: a short q shares trigrams with thousands of names.
   for typed in select w from private.search_words(needle) w loop
-    if exists (select 1 from data.catalog_search_words d where d.word = typed) then
+    select d.titles into titles from data.catalog_search_words d where d.word = typed;
+    if found then
       fuzzy_groups := fuzzy_groups || typed;
-      known := known || typed;
+      if rarest is null or titles < fewest then
+        rarest := typed;
+        fewest := titles;
+      end if;
       continue;
     end if;
-    select string_agg(c.word, '|' order by c.place) into closest
-      from (select d.word, row_number() over (
+    select string_agg(c.word, '|' order by c.place), sum(c.titles) into closest, titles
+      from (select d.word, d.titles, row_number() over (
                      -- two swapped letters are 2 edits for Levenshtein but one typo for a person:
                      -- at the same distance, a word with the same letters first
                      order by public.levenshtein_less_equal(typed, d.word, 2),
@@ -264,23 +269,24 @@ begin
                and abs(length(d.word) - length(typed)) <= 2
                and public.levenshtein_less_equal(typed, d.word, 2) <= 2) c
      where c.place <= 3;
-    if closest is not null then  -- a word nothing is close to narrows nothing
-      fuzzy_groups := fuzzy_groups || closest;
-      corrected := corrected || closest;
+    if closest is null then  -- a word no name has or is close to: no title has all of q's
+      fuzzy := false;
+      return;
+    end if;
+    fuzzy_groups := fuzzy_groups || closest;
+    if rarest is null or titles < fewest then
+      rarest := closest;
+      fewest := titles;
     end if;
   end loop;
   fuzzy := cardinality(fuzzy_groups) > 0;
   -- the trigram index is asked about one group, a LIKE pattern per word (with a regular
-  -- expression pg_trgm finds no trigrams in kana or kanji and reads the whole index): the
-  -- longest correction, else the longest word q has as it is. Not a word q spelled right: those
-  -- include the commonest ('movie', 'фильм', 'season', 'specials'; 2,000 candidates for
-  -- 'мкокэ (фильм 3)' at 100,000 titles, 40 ms). The other groups are checked on what it finds
-  -- (words are letters and digits: each group is a regular expression as it is).
-  fuzzy_likes := array(
-    select private.search_like(w)
-      from unnest(string_to_array(coalesce(
-             (select g from unnest(corrected) g order by length(g) desc, g limit 1),
-             (select g from unnest(known) g order by length(g) desc, g limit 1)), '|')) w);
+  -- expression pg_trgm finds no trigrams in kana or kanji and reads the whole index): the one in
+  -- the fewest titles. Not simply the longest: q's words include the commonest ('gekijouban',
+  -- 'фильм', 'specials'; 2,000 candidates for 'мкокэ (фильм 3)' at 100,000 titles, 40 ms). The
+  -- other groups are checked on what it finds (words are letters and digits: each group is a
+  -- regular expression as it is).
+  fuzzy_likes := array(select private.search_like(w) from unnest(string_to_array(rarest, '|')) w);
 end
 $$;
 
@@ -301,6 +307,35 @@ $$;
 create or replace function private.search_words(value text) returns setof text
 language sql immutable parallel safe set search_path = '' as $$
   select w from pg_catalog.regexp_split_to_table(value, '[^[:alnum:]]+') w where length(w) >= 5
+$$;
+
+-- Recounts data.catalog_search_words.titles and drops the words no published title has any more
+-- (run by the ingest worker's search_words task, hourly; 1-2 s at 100,000 titles). Returns how
+-- many words changed. The counts only pick which word of a typo'd q the index is asked about,
+-- so between two runs they may be stale.
+create or replace function private.catalog_search_words_refresh() returns integer
+language plpgsql security definer set search_path = '' as $$
+declare
+  changed integer;
+  dropped integer;
+begin
+  create temporary table if not exists search_word_counts (word text collate "C" primary key, titles integer)
+    on commit drop;
+  insert into search_word_counts
+  select w.word, count(distinct s.anime_id)
+    from data.catalog_search s
+   cross join private.search_words(replace(s.doc, '|', ' ')) w(word)
+   group by w.word;
+  update data.catalog_search_words d set titles = c.titles
+    from search_word_counts c
+   where c.word = d.word and d.titles <> c.titles;
+  get diagnostics changed = row_count;
+  delete from data.catalog_search_words d
+   where not exists (select 1 from search_word_counts c where c.word = d.word);
+  get diagnostics dropped = row_count;
+  drop table search_word_counts;
+  return changed + dropped;
+end
 $$;
 
 /* Whether a title's search row passes api.search_anime's filters; a null filter passes all.

@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from database import build as db
 from ops.bench import catalog as bench_catalog
 from tests.conftest import owner_connect
 from tests.db.catalog_lints import browse_plan_violations
@@ -238,6 +239,36 @@ def test_search_documents_follow_publication_edits_and_deletion(search):
     with owner_connect(search["db"]) as conn:
         keys = conn.execute("select count(*) from data.catalog_search_keys where anime_id = %s", (anime,))
         assert keys.fetchone()[0] == 0
+
+
+def test_a_new_titles_words_correct_typos_at_once_and_the_recount_drops_stale_ones(search):
+    """Typos are corrected to the catalog's own words (data.catalog_search_words): a title's
+    words are there as soon as it is published; the worker's hourly recount fixes the counts and
+    drops the words no published title has (a planted stale word and a planted wrong count)."""
+    word = "zyphorian" + uuid.uuid4().hex[:4].translate(str.maketrans("0123456789", "ghijklmnop"))
+    typo = word[:3] + word[4] + word[3] + word[5:]  # two letters swapped
+    with owner_connect(search["db"]) as conn:
+        anime = create_anime(conn, f"{word.title()} Chronicle", score=5.0)
+        conn.execute("insert into data.catalog_search_words (word, titles) values ('zzstaleword', 7)")
+        conn.execute("update data.catalog_search_words set titles = 999 where word = 'chronicle'")
+    assert searched(search, typo) == [f"{word.title()} Chronicle"]
+    with psycopg.connect(db.role_url(search["db"], "ingest_worker")) as conn:
+        changed = conn.execute("select ingest.refresh_search_words()").fetchone()[0]
+    assert changed >= 2
+    with owner_connect(search["db"]) as conn:
+        rows = dict(conn.execute("select word, titles from data.catalog_search_words "
+                                 "where word in ('zzstaleword', 'chronicle', %s)", (word,)).fetchall())
+        published = conn.execute("select count(*) from data.catalog_search where doc like '%%chronicle%%'").fetchone()[0]
+    assert "zzstaleword" not in rows
+    assert rows[word] == 1 and rows["chronicle"] == published
+    with owner_connect(search["db"]) as conn:
+        conn.execute("update data.anime set deleted_at = now() where id = %s", (anime,))
+    with psycopg.connect(db.role_url(search["db"], "ingest_worker")) as conn:
+        conn.execute("select ingest.refresh_search_words()")
+    with owner_connect(search["db"]) as conn:
+        assert conn.execute("select count(*) from data.catalog_search_words where word = %s",
+                            (word,)).fetchone()[0] == 0
+    assert searched(search, typo) == []
 
 
 def test_a_failed_write_leaves_the_search_as_it_was(search):
