@@ -258,7 +258,8 @@ def test_a_new_titles_words_correct_typos_at_once_and_the_recount_drops_stale_on
     with owner_connect(search["db"]) as conn:
         rows = dict(conn.execute("select word, titles from data.catalog_search_words "
                                  "where word in ('zzstaleword', 'chronicle', %s)", (word,)).fetchall())
-        published = conn.execute("select count(*) from data.catalog_search where doc like '%%chronicle%%'").fetchone()[0]
+        published = conn.execute("select count(*) from data.catalog_search "
+                                 "where doc like '%%chronicle%%'").fetchone()[0]
     assert "zzstaleword" not in rows
     assert rows[word] == 1 and rows["chronicle"] == published
     with owner_connect(search["db"]) as conn:
