@@ -148,6 +148,8 @@ begin
          poster_url = after_row.poster_url, description = after_row.description,
          state = after_row.state,
          source = 'manual', updated_by = caller,
+         -- a Russian title an editor wrote is not a generated one
+         title_ru_generated = a.title_ru_generated and not 'title_ru' = any (changed),
          edited_fields = array(select distinct f from unnest(a.edited_fields || changed) f order by f)
    where a.id = before_row.id
   returning a.* into after_row;

@@ -604,3 +604,13 @@ def test_audit_log_is_readable_with_audit_view_and_filterable(world):
         and row["reason"] == "why"
     )
     assert row["ip"] == "203.0.113.9"
+
+
+def test_an_editor_written_russian_title_is_no_longer_marked_generated(world):
+    anime_id = anime(world, title_ru="Сингэки", title_ru_generated=True)
+    other = rpc(world, "moderator", "admin_update_anime", id=anime_id, patch={"title": "Renamed"})
+    assert other.status_code == 200, other.text
+    assert anime_row(world, anime_id)["title_ru_generated"] is True  # another field: still generated
+    edited = rpc(world, "moderator", "admin_update_anime", id=anime_id, patch={"title_ru": "Атака титанов"})
+    assert edited.status_code == 200, edited.text
+    assert anime_row(world, anime_id)["title_ru_generated"] is False
