@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from database import build as db
 from fake_upstream import fixtures
+from tests.helpers import create_user
 
 BASE = "https://shikimori.example"
 TITLES = fixtures.generate(60)
@@ -371,3 +372,15 @@ def test_a_title_without_a_russian_name_cannot_be_marked_generated(conn):
     publish(conn, run)
     with pytest.raises(psycopg.errors.CheckViolation, match="anime_title_ru_generated_needs_title"):
         conn.execute("update data.anime set title_ru = null where shikimori_id = 34")
+
+
+def test_ingest_lowering_episodes_total_clamps_episodes_watched(conn):
+    run = begin(conn)
+    stage(conn, run, [node(id="35", episodes=24)])
+    publish(conn, run)
+    title = anime(conn, 35)["id"]
+    user, _ = create_user(conn, "clamp@example.test")
+    conn.execute("insert into data.favorites (user_id, anime_id, episodes_watched) values (%s, %s, 20)", (user, title))
+    stage(conn, run, [node(id="35", episodes=12)], page=3)
+    assert publish(conn, run)["anime_updated"] == 1
+    assert conn.execute("select episodes_watched from data.favorites where anime_id = %s", (title,)).fetchone() == (12,)
