@@ -360,7 +360,8 @@ def test_a_generated_russian_title_is_marked_and_follows_the_source(conn):
     assert [anime(conn, i)["title_ru_generated"] for i in (31, 32, 33)] == [True, False, False]
     conn.execute("update data.anime set title_ru = 'Правка', title_ru_generated = false, "
                  "edited_fields = '{title_ru}' where shikimori_id = 33")
-    stage(conn, run, [{**made_up, "russian": "Атака титанов", "generated": ["romaji"]}, {**plain, "generated": ["russian"]}], page=3)
+    stage(conn, run, [{**made_up, "russian": "Атака титанов", "generated": ["romaji"]},
+                      {**plain, "generated": ["russian"]}], page=3)
     publish(conn, run)
     assert (anime(conn, 31)["title_ru"], anime(conn, 31)["title_ru_generated"]) == ("Атака титанов", False)
     assert (anime(conn, 33)["title_ru"], anime(conn, 33)["title_ru_generated"]) == ("Правка", False)
