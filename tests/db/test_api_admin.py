@@ -611,8 +611,12 @@ def test_an_editor_written_russian_title_is_no_longer_marked_generated(world):
     other = rpc(world, "moderator", "admin_update_anime", id=anime_id, patch={"title": "Renamed"})
     assert other.status_code == 200, other.text
     assert anime_row(world, anime_id)["title_ru_generated"] is True  # another field: still generated
+    with client(world, "moderator") as c:
+        listed = c.get("/admin_anime", params={"id": f"eq.{anime_id}", "select": "title_ru_generated"})
+    assert listed.json() == [{"title_ru_generated": True}], listed.text
     edited = rpc(world, "moderator", "admin_update_anime", id=anime_id, patch={"title_ru": "Атака титанов"})
     assert edited.status_code == 200, edited.text
+    assert edited.json()["anime"]["title_ru_generated"] is False
     assert anime_row(world, anime_id)["title_ru_generated"] is False
 
 
