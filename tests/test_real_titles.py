@@ -36,3 +36,15 @@ def test_real_titles_say_what_was_generated():
     assert title["generated"] == ["romaji", "russian"]
     assert "generated here: romaji, russian title" in title["description"]
     assert title["id"] == title["malId"] == str(real_titles.titles()[0]["mal_id"])
+
+
+def test_benchmark_catalogs_mark_the_generated_russian_titles():
+    from ops.bench import catalog
+
+    at = catalog.COLUMNS.index("title_ru_generated")
+    assert {row[at] for row in catalog.rows(50)} == {False}  # made-up catalog: no source to mark against
+    if not real_titles.available():
+        pytest.skip("bangumi-data is not installed (`make titles`)")
+    count = len(real_titles.titles())
+    rows = list(catalog.real_rows(count + 3))  # every real title, then three derived ones
+    assert all(row[at] is (row[catalog.COLUMNS.index("title_ru")] is not None) for row in rows)

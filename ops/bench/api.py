@@ -4,14 +4,15 @@ each, then drives wrk against each scenario at each connection count. Prints one
 
 Scenarios: favorites+anime, continue_watching, anime page (issue 2); search (a random 3-letter
 substring of a real title, limit 20) and catalog page (list card columns, random offset up to
-19,980) (issue 7); "favorites|search" runs favorites at 10 connections while another wrk
-searches at 50, to show what searching costs the signed-in pages.
+19,980) (issue 7); title page (issue 10: a title with its 12 episodes, their 24 players and its 4
+related titles in one request, on 2,000 titles seeded with them); "favorites|search" runs
+favorites at 10 connections while another wrk searches at 50, to show what searching costs the signed-in pages.
 
 "catalog home" (the 5 top-rated pages) shows the gateway's micro-cache; --targets direct,gateway,
 gateway-nocache runs every scenario against PostgREST and through nginx (issue 9).
 
 Usage: python -m ops.bench.api [--duration 15] [--connections 50,500] [--scenarios a,b] [--keep]
-       [--targets direct,gateway,gateway-nocache]
+       [--targets direct,gateway,gateway-nocache] [--db kitsu_bench]
 Targets on the 2-core machine: p95 < 100 ms at 50 connections, zero errors at 500; search and
 catalog pages >= 1,000/s at 50 with p95 < 50 ms and >= 2x the favorites pages/s.
 """
@@ -59,6 +60,30 @@ select 'bench-' || i || '@example.test', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$
 insert into data.sessions (user_id, expires_at) select id, now() + interval '1 day' from data.users;
 {catalog.library(TITLES, FAVORITES, PROGRESS)}
 """
+# "title page" (issue 10): PAGE_TITLES titles get what a title page shows beside the title, as the
+# offline upstream has it: 12 episodes (the 3 above and 9 more), 2 players each (one per
+# translation), and 4 related titles (Shikimori relation kinds, to neighbouring titles). The other
+# scenarios' titles are outside this set, so their pages are as before.
+PAGE_TITLES = 2_000
+TITLE_PAGE_SEED = f"""
+create temporary table page_titles as
+select a.id, a.shikimori_id, row_number() over (order by a.shikimori_id) as n from data.anime a;
+delete from page_titles where n > {PAGE_TITLES} + 4;
+insert into data.translations (id, title, type)
+values (610, 'AniLibria.TV', 'voice'), (1291, 'Crunchyroll', 'subtitles') on conflict do nothing;
+insert into data.episodes (anime_id, number, title)
+select p.id, e, 'Episode ' || e from page_titles p, generate_series(4, 12) e where p.n <= {PAGE_TITLES};
+insert into data.episode_sources (episode_id, translation_id, quality, player_url)
+select e.id, t.id, 'WEB-DLRip 720p', 'https://kodik.info/seria/' || md5(e.id::text || t.id) || '/720p'
+  from page_titles p join data.episodes e on e.anime_id = p.id, data.translations t
+ where p.n <= {PAGE_TITLES} and t.id in (610, 1291);
+insert into data.anime_relations (anime_id, related_shikimori_id, relation)
+select p.id, o.shikimori_id, k.relation
+  from page_titles p
+  join (values (1, 'sequel'), (2, 'side_story'), (3, 'spin_off'), (4, 'summary')) k(step, relation) on true
+  join page_titles o on o.n = p.n + k.step
+ where p.n <= {PAGE_TITLES};
+"""
 
 CATALOG_PAGE = ("/anime?select=id,title,title_ru,title_original,kind,status,year,poster_url"
                 "&order=updated_at.desc&limit=20&offset={offset}")
@@ -68,13 +93,15 @@ SCENARIOS = {
     "continue_watching": "/continue_watching?select=*,anime(id,title,poster_url),episodes(id,number,title)"
                          "&order=last_watched_at.desc&limit=10",
     "anime page": "/anime?id=eq.{anime}&select=*,episodes(id,number,title)",
+    # issue 10: the title page in one request (on the PAGE_TITLES titles)
+    "title page": "/anime?id=eq.{page_anime}&select=*,episodes(*,episode_sources(*)),related(*)",
     "search": "/rpc/search_anime?q={q}&limit=20",
     "catalog page": CATALOG_PAGE,
     # the first pages everyone opens (top rated, 5 pages): what the gateway's micro-cache is for
     "catalog home": "/anime?select=id,title,title_ru,title_original,kind,status,year,poster_url"
                     "&order=score.desc.nullslast,id&limit=20&offset={home_offset}",
 }
-ANONYMOUS = {"anime page", "search", "catalog page", "catalog home"}
+ANONYMOUS = {"anime page", "title page", "search", "catalog page", "catalog home"}
 # where wrk sends the requests: PostgREST itself, or the nginx gateway (contract §10) in front of
 # it with its anonymous micro-cache on (as deployed) or off (GATEWAY_CACHE_SECONDS=0)
 TARGETS = ("direct", "gateway", "gateway-nocache")
@@ -91,6 +118,7 @@ def seed(dbname: str = BENCH_DB) -> None:
     with psycopg.connect(db.role_url(dbname, "kitsu_owner")) as conn:
         catalog.load(conn, TITLES, real=catalog.real_available())  # real names after `make titles`
         conn.execute(SEED)
+        conn.execute(TITLE_PAGE_SEED)
     with psycopg.connect(db.role_url(dbname, "kitsu_owner"), autocommit=True) as conn:
         conn.execute("vacuum analyze")  # all-visible pages: index-only scans skip the heap
         counts = conn.execute(
@@ -107,14 +135,18 @@ def request_file(directory: Path, scenario: str, private_pem: str, dbname: str =
 
     with psycopg.connect(db.role_url(dbname, "kitsu_owner")) as conn:
         sessions = conn.execute("select user_id, id from data.sessions").fetchall()
-        titles = [row[0] for row in conn.execute("select id from data.anime")]
+        page = "exists (select 1 from data.anime_relations r where r.anime_id = a.id)"
+        titles = [row[0] for row in conn.execute(f"select id from data.anime a where not {page}")]
+        page_titles = [row[0] for row in conn.execute(f"select id from data.anime a where {page}")]
         names = [n for row in conn.execute("select title, title_ru, title_en, title_original from data.anime")
                  for n in row if n]
     lines = []
     now = int(time.time())
     for user_id, sid in sessions * (10 if scenario in ANONYMOUS else 1):
         if scenario in ANONYMOUS:  # no token
-            lines.append(SCENARIOS[scenario].format(anime=random.choice(titles), q=urllib.parse.quote(query_of(names)),
+            lines.append(SCENARIOS[scenario].format(anime=random.choice(titles),
+                                                    page_anime=random.choice(page_titles or titles),
+                                                    q=urllib.parse.quote(query_of(names)),
                                                     offset=random.randint(0, TITLES - 20),
                                                     home_offset=20 * random.randint(0, 4)) + "\t")
             continue
@@ -203,17 +235,18 @@ def main() -> None:
                         help="comma-separated subset; a|b runs a while b runs at 50 connections")
     parser.add_argument("--reuse", action="store_true", help="reuse a kept bench database")
     parser.add_argument("--targets", default="direct", help=f"comma-separated of {', '.join(TARGETS)}")
+    parser.add_argument("--db", default=BENCH_DB, help="the bench database (dropped first, and after unless --keep)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (Debian package wrk)")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
-    if not (args.reuse and db.database_exists(BENCH_DB)):
-        seed()
+    if not (args.reuse and db.database_exists(args.db)):
+        seed(args.db)
     private_pem = keys.generate_private_pem()
     admin_port = services.free_port()
-    postgrest = services.postgrest(BENCH_DB, jwks_json=keys.jwks_json({"bench": private_pem}), pool=args.pool,
+    postgrest = services.postgrest(args.db, jwks_json=keys.jwks_json({"bench": private_pem}), pool=args.pool,
                                    admin_port=admin_port)
     postgrest.start().wait_ready()
     results = []
@@ -224,8 +257,8 @@ def main() -> None:
                     for target in args.targets.split(",")}
             for scenario in args.scenarios.split(","):
                 main_scenario, _, background = scenario.partition("|")
-                requests = request_file(Path(tmp), main_scenario, private_pem)
-                other = request_file(Path(tmp), background, private_pem) if background else None
+                requests = request_file(Path(tmp), main_scenario, private_pem, args.db)
+                other = request_file(Path(tmp), background, private_pem, args.db) if background else None
                 for target, url in urls.items():
                     for connections in (int(c) for c in args.connections.split(",")):
                         figures = run_wrk(url, requests, connections, args.duration, other)
@@ -237,7 +270,7 @@ def main() -> None:
             gateway.stop()
         postgrest.stop()
         if not args.keep:
-            db.drop_database(BENCH_DB)
+            db.drop_database(args.db)
 
     print(f"\nwrk, {args.duration}s per run, 2 threads, PostgREST db-pool={args.pool}, "
           f"{os.cpu_count()} cores shared by wrk, PostgREST and PostgreSQL")

@@ -70,7 +70,7 @@ SEASONS = ["winter", "spring", "summer", "fall"]
 
 COLUMNS = ("shikimori_id", "title", "title_ru", "title_en", "title_original", "synonyms", "kind",
            "status", "episodes_total", "episodes_aired", "score", "rating", "year", "season",
-           "poster_url", "description", "state", "source")
+           "poster_url", "description", "state", "source", "title_ru_generated")
 
 
 def _romaji(rng: random.Random) -> str:
@@ -143,7 +143,7 @@ def _row(i: int, shikimori_id: int, names: dict[str, Any], rng: random.Random, k
             names["synonyms"], kind, status, episodes, aired, score, rng.choice(RATINGS),
             rng.randint(1970, 2026), rng.choice(SEASONS), f"https://img.example/posters/{i}.jpg",
             description or f"{names['title']}: " + " ".join(rng.choice(ENGLISH) for _ in range(30)),
-            "published", "parser")
+            "published", "parser", names["title_ru"] is not None and names.get("title_ru_generated", False))
 
 
 # Derived titles past the real ones: what franchises really add (seasons, films, OVAs, specials,
@@ -165,7 +165,8 @@ def real_available() -> bool:
 def real_rows(n: int, seed: int = 20_000) -> Iterator[tuple[Any, ...]]:
     """``n`` titles named from bangumi-data (fake_upstream.real_titles, `make titles`): every real
     title first (its MyAnimeList id as shikimori_id), then derived ones (VARIANTS of the real
-    titles in turn). Each description says what is real and what was generated."""
+    titles in turn). Each description says what is real and what was generated, and a generated
+    Russian title is marked (data.anime.title_ru_generated)."""
     rng = random.Random(seed)
     base = real_titles.titles()
     source = real_titles.describe()
@@ -174,7 +175,8 @@ def real_rows(n: int, seed: int = 20_000) -> Iterator[tuple[Any, ...]]:
         variant = (i - 1) // len(base)  # 0: the real title itself
         if variant == 0:
             names = {"title": title["title"], "title_en": title["english"], "title_original": title["japanese"],
-                     "title_ru": title["russian"], "synonyms": title["synonyms"]}
+                     "title_ru": title["russian"], "synonyms": title["synonyms"],
+                     "title_ru_generated": "russian" in title["generated"]}
             yield _row(i, title["mal_id"], names, rng, title["kind"],
                        f"{title['title']}. Names from {source}; generated: romaji, Russian title.")
             continue
@@ -183,7 +185,8 @@ def real_rows(n: int, seed: int = 20_000) -> Iterator[tuple[Any, ...]]:
         names = {"title": romaji.format(t=title["title"], n=number),
                  "title_en": english.format(t=title["english"], n=number) if title["english"] else None,
                  "title_original": japanese.format(t=title["japanese"], n=number),
-                 "title_ru": russian.format(t=title["russian"], n=number), "synonyms": []}
+                 "title_ru": russian.format(t=title["russian"], n=number), "synonyms": [],
+                 "title_ru_generated": "russian" in title["generated"]}
         yield _row(i, DERIVED_IDS + i, names, rng, kind,
                    f"{names['title']}. Derived for benchmarks from \"{title['title']}\" ({source}): "
                    f"not a real title; generated: romaji, Russian title.")

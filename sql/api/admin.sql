@@ -18,7 +18,7 @@ select r.id, r.shikimori_id, r.title, r.title_ru, r.title_en, r.title_original, 
        r.next_states, r.source, r.has_video, r.errors, r.has_errors, r.episodes_count,
        r.locked_fields, r.locked_by, r.locked_reason, r.locked_at, r.is_deleted, r.deleted_at,
        r.deleted_by, r.delete_reason, r.edited_fields, r.created_by, r.updated_by, r.created_at,
-       r.updated_at
+       r.updated_at, r.title_ru_generated
   from private.admin_anime r;
 comment on view api.admin_anime is $$Admin catalog (permission anime.edit)
 Every title in every state, soft-deleted ones too, with has_video and validation errors.
@@ -28,6 +28,7 @@ comment on column api.admin_anime.id is 'Title id (uuid).';
 comment on column api.admin_anime.shikimori_id is 'Shikimori id, when the title came from there.';
 comment on column api.admin_anime.title is 'Main title (romaji).';
 comment on column api.admin_anime.title_ru is 'Russian title.';
+comment on column api.admin_anime.title_ru_generated is $$true when title_ru was generated (a transcription), not taken from a source or written by an editor: a name to check (filter title_ru_generated=is.true). Editing title_ru clears it.$$;
 comment on column api.admin_anime.title_en is 'English title.';
 comment on column api.admin_anime.title_original is 'Original (Japanese) title.';
 comment on column api.admin_anime.synonyms is 'Other known titles.';
@@ -148,6 +149,8 @@ begin
          poster_url = after_row.poster_url, description = after_row.description,
          state = after_row.state,
          source = 'manual', updated_by = caller,
+         -- a Russian title an editor wrote is not a generated one
+         title_ru_generated = a.title_ru_generated and not 'title_ru' = any (changed),
          edited_fields = array(select distinct f from unnest(a.edited_fields || changed) f order by f)
    where a.id = before_row.id
   returning a.* into after_row;

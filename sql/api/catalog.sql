@@ -2,7 +2,7 @@
 -- security_invoker, so data's RLS policies decide visibility for anon and web_user alike.
 
 create view api.anime with (security_invoker = true) as
-select a.id, a.shikimori_id, a.title, a.title_ru, a.title_en, a.title_original, a.synonyms,
+select a.id, a.shikimori_id, a.title, a.title_ru, a.title_ru_generated, a.title_en, a.title_original, a.synonyms,
        a.kind, a.status, a.episodes_total, a.episodes_aired, a.score, a.rating, a.year, a.season,
        a.aired_on, a.released_on, a.next_episode_at, a.poster_url, a.description,
        a.genres, s.genre_ids, a.updated_at
@@ -22,6 +22,7 @@ comment on column api.anime.id is 'Title id (uuid).';
 comment on column api.anime.shikimori_id is 'Shikimori (= MyAnimeList) id, when the title came from there.';
 comment on column api.anime.title is 'Main title (romaji).';
 comment on column api.anime.title_ru is 'Russian title.';
+comment on column api.anime.title_ru_generated is $$true when title_ru was generated (a transcription of the romaji made where the source has no Russian title), not taken from a source or written by an editor.$$;
 comment on column api.anime.title_en is 'English title.';
 comment on column api.anime.title_original is 'Original (Japanese) title.';
 comment on column api.anime.synonyms is 'Other known titles.';
@@ -81,7 +82,7 @@ comment on column api.schedule.episode_number is 'The episode that airs.';
 comment on column api.schedule.airs_at is 'When it airs (or aired).';
 
 create view api.related with (security_invoker = true) as
-select r.anime_id, r.relation, b.id as related_id, b.title, b.title_ru, b.kind, b.status, b.year,
+select r.anime_id, r.relation, b.id as related_id, b.title, b.title_ru, b.title_ru_generated, b.kind, b.status, b.year,
        b.season, b.score, b.poster_url
   from data.anime_relations r
   -- the related title by its Shikimori id (unique index); RLS shows only published ones
@@ -95,6 +96,7 @@ comment on column api.related.relation is $$How the related title relates to it,
 comment on column api.related.related_id is 'The related title (an anime id).';
 comment on column api.related.title is 'Its main title (romaji).';
 comment on column api.related.title_ru is 'Its Russian title.';
+comment on column api.related.title_ru_generated is 'Its Russian title was generated (see anime.title_ru_generated).';
 comment on column api.related.kind is 'Its kind (tv, movie, ova, ...).';
 comment on column api.related.status is 'Its status: anons, ongoing or released.';
 comment on column api.related.year is 'Year of its first airing.';

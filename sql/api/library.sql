@@ -36,7 +36,7 @@ comment on column api.favorites.user_id is 'Always the caller (read-only).';
 comment on column api.favorites.anime_id is 'The title.';
 comment on column api.favorites.list_status is 'watching, planned (default), completed, on_hold or dropped.';
 comment on column api.favorites.score is 'Personal score 1-10, null when not scored.';
-comment on column api.favorites.episodes_watched is 'Episodes watched, 0 (default) up to the title''s episodes_total when known.';
+comment on column api.favorites.episodes_watched is 'Episodes watched, 0 (default) up to the title''s episodes_total when known (lowering that total clamps this to it).';
 comment on column api.favorites.created_at is 'When it was added.';
 comment on column api.favorites.updated_at is 'Last change of list_status, score or episodes_watched.';
 

@@ -44,6 +44,9 @@ create table data.anime (
   genres          text[] not null default '{}',
   -- their ids, ascending (same triggers); filtered through data.catalog_search.genre_ids
   genre_ids       integer[] not null default '{}',
+  -- title_ru was made up (the real-title tooling transcribes the romaji), not taken from a
+  -- source or written by an editor (migration 0039)
+  title_ru_generated boolean not null default false,
   constraint anime_shikimori_id_key unique (shikimori_id),
   constraint anime_shikimori_id_positive check (shikimori_id > 0),
   constraint anime_title_present check (length(btrim(title)) > 0),
@@ -61,8 +64,10 @@ create table data.anime (
   constraint anime_state_valid check (state in ('draft', 'pending', 'published', 'broken', 'archived')),
   constraint anime_source_valid check (source in ('manual', 'parser', 'import')),
   constraint anime_delete_consistent check (deleted_at is not null or (deleted_by is null and delete_reason is null)),
-  constraint anime_lock_consistent check (locked_at is not null or (locked_by is null and locked_reason is null))
+  constraint anime_lock_consistent check (locked_at is not null or (locked_by is null and locked_reason is null)),
+  constraint anime_title_ru_generated_needs_title check (not title_ru_generated or title_ru is not null)
 );
+comment on column data.anime.title_ru_generated is 'title_ru was generated (transcribed), not taken from a source or written by an editor.';
 -- catalog browsing (home sections, filters): top-rated, by season, newest airings
 -- (the id: the unique tiebreak of stable pages; status: "airing now" is status=eq.ongoing)
 create index anime_published_score_idx on data.anime (score desc nulls last, id)

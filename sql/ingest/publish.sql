@@ -76,12 +76,14 @@ begin
   with ins as (
     insert into data.anime (shikimori_id, title, title_ru, title_en, title_original, synonyms, kind, status,
                             episodes_total, episodes_aired, score, rating, year, season, aired_on, released_on,
-                            next_episode_at, poster_url, description, state, source, content_hash, genres, genre_ids)
+                            next_episode_at, poster_url, description, state, source, content_hash, genres, genre_ids,
+                            title_ru_generated)
     select sa.shikimori_id, r.title, r.title_ru, r.title_en, r.title_original, r.synonyms, r.kind, r.status,
            r.episodes_total, r.episodes_aired, r.score, r.rating, r.year, r.season, r.aired_on, r.released_on,
            r.next_episode_at, r.poster_url, r.description, p_new_title_state, 'parser', sa.content_hash,
            -- what the genre links below will give it, so they need not rewrite the new row
-           private.genre_names(g.ids), private.genre_ids(g.ids)
+           private.genre_names(g.ids), private.genre_ids(g.ids),
+           coalesce((sa.payload ->> 'title_ru_generated')::boolean, false) and r.title_ru is not null
       from data.staging_anime sa
       join unnest(v_ids) c(id) on c.id = sa.shikimori_id
      cross join lateral jsonb_populate_record(null::data.anime,
@@ -118,7 +120,13 @@ begin
      cross join lateral jsonb_populate_record(a,
               private.jsonb_pick(sa.payload, ingest.writable_fields(a.edited_fields, a.locked_fields))
               || jsonb_build_object('shikimori_id', coalesce(a.shikimori_id, sa.shikimori_id),
-                                    'content_hash', sa.content_hash)) r
+                                    'content_hash', sa.content_hash)
+              -- the Russian title's marker follows the payload while ingest writes title_ru
+              || case when not ingest.keeps(a.edited_fields, a.locked_fields, 'title_ru')
+                      then jsonb_build_object('title_ru_generated',
+                                              coalesce((sa.payload ->> 'title_ru_generated')::boolean, false)
+                                              and sa.payload ->> 'title_ru' is not null)
+                      else '{}' end) r
   ), up as (
     update data.anime a
        set title = n.title, title_ru = n.title_ru, title_en = n.title_en, title_original = n.title_original,
@@ -126,7 +134,7 @@ begin
            episodes_aired = n.episodes_aired, score = n.score, rating = n.rating, year = n.year, season = n.season,
            aired_on = n.aired_on, released_on = n.released_on, next_episode_at = n.next_episode_at,
            poster_url = n.poster_url, description = n.description, shikimori_id = n.shikimori_id,
-           content_hash = n.content_hash
+           content_hash = n.content_hash, title_ru_generated = n.title_ru_generated
       from n
      where a.id = n.id and row(a.*) is distinct from row(n.*)
     returning a.*

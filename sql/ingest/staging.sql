@@ -43,6 +43,10 @@ language sql stable parallel safe set search_path = '' as $$
   select jsonb_build_object(
     'title', coalesce(v.name, v.english, v.russian, v.japanese, '#' || (r ->> 'id')),
     'title_ru', v.russian,
+    -- not a Shikimori field: a source whose Russian names are made up says so in `generated`
+    -- (the offline upstream's real titles: ["romaji", "russian"]); such a name is marked
+    'title_ru_generated', v.russian is not null and jsonb_typeof(r -> 'generated') = 'array'
+                          and r -> 'generated' ? 'russian',
     'title_en', v.english,
     'title_original', v.japanese,
     'synonyms', coalesce((select jsonb_agg(s order by o) from jsonb_array_elements_text(

@@ -458,6 +458,8 @@ begin
     from pg_temp.legacy_rows r where r.skip_reason is null
   on conflict (id) do update
      set title = excluded.title, title_ru = excluded.title_ru, title_en = excluded.title_en,
+         -- the old system never generated names: a Russian title it replaces is not generated
+         title_ru_generated = d.title_ru_generated and excluded.title_ru is not distinct from d.title_ru,
          title_original = excluded.title_original, description = excluded.description,
          poster_url = excluded.poster_url, year = excluded.year, season = excluded.season,
          status = excluded.status, state = excluded.state, source = excluded.source,

@@ -95,7 +95,8 @@ select a.id, a.shikimori_id, a.title, a.title_ru, a.title_en, a.title_original, 
          where ep.anime_id = a.id and ep.deleted_at is null) as episodes_count,
        a.locked_fields, a.locked_by, a.locked_reason, a.locked_at,
        a.deleted_at is not null as is_deleted, a.deleted_at, a.deleted_by, a.delete_reason,
-       a.edited_fields, a.created_by, a.updated_by, a.created_at, a.updated_at
+       a.edited_fields, a.created_by, a.updated_by, a.created_at, a.updated_at,
+       a.title_ru_generated  -- last: added in migration 0039 (create or replace only appends)
   from data.anime a;
 
 create or replace function private.admin_anime_json(anime_id uuid) returns jsonb

@@ -53,6 +53,25 @@ $$;
 create or replace trigger favorites_episodes_within_total before insert or update of episodes_watched, anime_id
   on data.favorites for each row execute function private.favorites_episodes_within_total();
 
+/* ... and stays so when the title's episodes_total is lowered (or first becomes known) below what
+   someone has watched, by an editor or by ingest: every such list entry is clamped to the new
+   total in the same statement, so a list shows "12 / 12" (all of it) rather than "20 / 12", and
+   the change is never refused (a corrected episode count must not depend on what people
+   watched). list_status is left as it is (the person decides whether it is completed), and
+   raising the total later does not bring the old count back. docs/errors.md. Security definer:
+   the entries are other people's rows, hidden from the editor's or the worker's role by RLS. */
+create or replace function private.favorites_clamp_episodes_watched() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  update data.favorites f set episodes_watched = new.episodes_total
+   where f.anime_id = new.id and f.episodes_watched > new.episodes_total;
+  return null;
+end
+$$;
+create or replace trigger anime_episodes_total_clamps_favorites after update of episodes_total on data.anime
+  for each row when (new.episodes_total < coalesce(old.episodes_total, 2147483647))
+  execute function private.favorites_clamp_episodes_watched();
+
 /* A favorite, progress or history row points at a published title only (contract §11). The
    check runs as the caller, whose row policy (anime_public_read) hides draft, pending, broken,
    archived and deleted titles: a hidden id answers exactly like an unknown one (404, same body;

@@ -604,3 +604,38 @@ def test_audit_log_is_readable_with_audit_view_and_filterable(world):
         and row["reason"] == "why"
     )
     assert row["ip"] == "203.0.113.9"
+
+
+def test_an_editor_written_russian_title_is_no_longer_marked_generated(world):
+    anime_id = anime(world, title_ru="Сингэки", title_ru_generated=True)
+    other = rpc(world, "moderator", "admin_update_anime", id=anime_id, patch={"title": "Renamed"})
+    assert other.status_code == 200, other.text
+    assert anime_row(world, anime_id)["title_ru_generated"] is True  # another field: still generated
+    with client(world, "moderator") as c:
+        listed = c.get("/admin_anime", params={"id": f"eq.{anime_id}", "select": "title_ru_generated"})
+    assert listed.json() == [{"title_ru_generated": True}], listed.text
+    edited = rpc(world, "moderator", "admin_update_anime", id=anime_id, patch={"title_ru": "Атака титанов"})
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["anime"]["title_ru_generated"] is False
+    assert anime_row(world, anime_id)["title_ru_generated"] is False
+
+
+def test_lowering_episodes_total_clamps_what_people_watched_and_is_never_refused(world):
+    """An editor corrects a title from 24 to 10 episodes: someone who watched 20 now has watched
+    all 10 (not "20 / 10", and the edit is not refused); someone at 5 keeps 5; list statuses stay."""
+    anime_id = anime(world, "published", video=True, episodes_total=24)
+    with owner_connect(world["db"]) as conn:
+        far, near = (create_user(conn, f"{who}-{uuid.uuid4().hex[:8]}@example.test")[0] for who in ("far", "near"))
+        conn.execute("insert into data.favorites (user_id, anime_id, list_status, episodes_watched) "
+                     "values (%s, %s, 'watching', 20), (%s, %s, 'on_hold', 5)", (far, anime_id, near, anime_id))
+    edited = rpc(world, "moderator", "admin_update_anime", id=anime_id, patch={"episodes_total": 10})
+    assert edited.status_code == 200, edited.text
+    with owner_connect(world["db"]) as conn:
+        rows = dict(conn.execute("select user_id, (list_status, episodes_watched)::text from data.favorites "
+                                 "where anime_id = %s", (anime_id,)))
+        assert rows == {far: "(watching,10)", near: "(on_hold,5)"}
+        # a raise does not bring the old count back; unknown (null) clamps nothing
+        conn.execute("update data.anime set episodes_total = null where id = %s", (anime_id,))
+        conn.execute("update data.anime set episodes_total = 3 where id = %s", (anime_id,))  # known again: 3
+        assert sorted(w for (w,) in conn.execute(
+            "select episodes_watched from data.favorites where anime_id = %s", (anime_id,))) == [3, 3]

@@ -4,9 +4,11 @@ the client address that auth_service and the audit log see."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +25,7 @@ SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
 }
 PASSWORD = "correct horse battery staple"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def assert_edge_headers(response: httpx.Response) -> None:
@@ -242,6 +245,58 @@ def test_the_micro_cache_serves_anonymous_reads_and_never_signed_in_ones(edge: E
     assert "public" not in alice_favorites.headers.get("cache-control", "")
     statuses = [(e["path"], e["cache"]) for e in edge.access_log() if e["path"] == "/anime"]
     assert ("/anime", "HIT") in statuses
+
+
+def cacheable_paths() -> list[str]:
+    """The resources whose anonymous GETs the database gives caching headers
+    (private.cacheable_path, sql/private/catalog_cache.sql)."""
+    source = (ROOT / "sql" / "private" / "catalog_cache.sql").read_text()
+    body = re.search(r"function private\.cacheable_path.*?select path in \(([^)]*)\)", source, re.S)
+    assert body, "private.cacheable_path's list was not found"
+    return re.findall(r"'([^']+)'", body.group(1))
+
+
+def test_the_gateway_caches_every_resource_the_database_marks_cacheable():
+    template = (ROOT / "gateway" / "kitsu.conf.template").read_text()
+    location = re.search(r"location ~ \^/rest/\(([^)]*)\)\$", template)
+    assert location, "the micro-cache location was not found"
+    assert sorted("/" + p for p in location.group(1).split("|")) == sorted(cacheable_paths())
+
+
+CATALOG_READS = {  # a read of each cacheable resource (the titles are edge.published[0] and [1])
+    "/anime": "select=id,title&title=like.Gateway*&order=title",
+    "/episodes": "select=id,number&order=id&limit=3",
+    "/episode_sources": "select=episode_id,player_url&limit=3",
+    "/schedule": "select=anime_id&limit=3",
+    "/genres": "select=id,name",
+    "/related": "select=anime_id,relation,related_id,title",
+    "/rpc/search_anime": "q=gateway&select=id,title",
+}
+
+
+@pytest.mark.parametrize("resource", sorted(CATALOG_READS))
+def test_each_catalog_resource_is_micro_cached_and_answers_304(edge: Edge, resource: str):
+    assert sorted(CATALOG_READS) == sorted(cacheable_paths())
+    if resource == "/related":
+        with owner_connect(edge.db) as conn:
+            for number, anime_id in enumerate(edge.published[:2], start=990_001):
+                conn.execute("update data.anime set shikimori_id = coalesce(shikimori_id, %s) where id = %s",
+                             (number, anime_id))
+            conn.execute("insert into data.anime_relations (anime_id, related_shikimori_id, relation) "
+                         "select %s, shikimori_id, 'sequel' from data.anime where id = %s on conflict do nothing",
+                         (edge.published[0], edge.published[1]))
+    path = f"/rest{resource}?{CATALOG_READS[resource]}"
+    with edge.client() as client:
+        first = client.get(path)
+        assert first.status_code == 200, first.text
+        assert first.headers["cache-control"].startswith("public") and first.headers["etag"]
+        again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+        assert client.get(path).json() == first.json()
+    if resource == "/related":
+        assert first.json() and first.json()[0]["relation"] == "sequel"
+    statuses = [e["cache"] for e in edge.access_log() if e["path"] == resource]
+    assert "HIT" in statuses, statuses
 
 
 # --- the client address ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from fake_upstream import fixtures
+from fake_upstream import fixtures, real_titles
 from tests.ingest.support import catalog, control, execute, query, sync
 
 
@@ -105,3 +105,15 @@ def test_the_schedule_keeps_each_announced_episode(synced, upstream, start_postg
         ("anime_id", f"eq.{anime}"), ("airs_at", f"gte.{(following - timedelta(days=1)).isoformat()}"),
         ("airs_at", f"lt.{(following + timedelta(days=6)).isoformat()}")], timeout=10).json()
     assert [r["episode_number"] for r in week] == [title["episode_number"] + 1]
+
+
+def test_the_offline_upstreams_generated_russian_titles_arrive_marked(fresh_db, start_upstream, start_worker):
+    """`make run`'s offline upstream serving real titles (bangumi-data): each Russian title was
+    generated there, says so (`generated`), and is published marked (anime.title_ru_generated)."""
+    if not real_titles.available():
+        pytest.skip("bangumi-data is not installed (`make titles`)")
+    real = start_upstream(catalog="real", titles=12)
+    start_worker(fresh_db, real, name="real-ru")
+    assert sync(fresh_db, "sync_catalog")["sync_catalog"]["status"] == "succeeded"
+    assert query(fresh_db, "select count(*) filter (where title_ru_generated) as marked, count(*) as titles "
+                           "from data.anime where title_ru is not null") == [{"marked": 12, "titles": 12}]

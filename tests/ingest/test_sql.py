@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from database import build as db
 from fake_upstream import fixtures
+from tests.helpers import create_user
 
 BASE = "https://shikimori.example"
 TITLES = fixtures.generate(60)
@@ -344,3 +345,43 @@ def test_payload_hash_is_timezone_independent(conn):
     conn.execute("set local timezone = 'UTC'")
     assert stage(conn, run, TITLES[:5], page=3)["updated"] == 0
     assert json.loads(json.dumps(publish(conn, run)))["anime_inserted"] == 5
+
+
+def test_a_generated_russian_title_is_marked_and_follows_the_source(conn):
+    """A source that says its Russian name is made up (`generated`, as the offline upstream's real
+    titles do) gives a marked title_ru; a real Russian name later unmarks it; one an editor wrote
+    stays unmarked whatever the source says."""
+    run = begin(conn)
+    made_up = node(id="31", russian="Сингэки но Кёдзин", generated=["romaji", "russian"])
+    without = node(id="32", russian=None, generated=["romaji", "russian"])  # nothing to mark
+    plain = node(id="33", russian="Атака титанов")
+    stage(conn, run, [made_up, without, plain])
+    publish(conn, run)
+    assert [anime(conn, i)["title_ru_generated"] for i in (31, 32, 33)] == [True, False, False]
+    conn.execute("update data.anime set title_ru = 'Правка', title_ru_generated = false, "
+                 "edited_fields = '{title_ru}' where shikimori_id = 33")
+    stage(conn, run, [{**made_up, "russian": "Атака титанов", "generated": ["romaji"]},
+                      {**plain, "generated": ["russian"]}], page=3)
+    publish(conn, run)
+    assert (anime(conn, 31)["title_ru"], anime(conn, 31)["title_ru_generated"]) == ("Атака титанов", False)
+    assert (anime(conn, 33)["title_ru"], anime(conn, 33)["title_ru_generated"]) == ("Правка", False)
+
+
+def test_a_title_without_a_russian_name_cannot_be_marked_generated(conn):
+    run = begin(conn)
+    stage(conn, run, [node(id="34", russian="Сингэки", generated=["russian"])])
+    publish(conn, run)
+    with pytest.raises(psycopg.errors.CheckViolation, match="anime_title_ru_generated_needs_title"):
+        conn.execute("update data.anime set title_ru = null where shikimori_id = 34")
+
+
+def test_ingest_lowering_episodes_total_clamps_episodes_watched(conn):
+    run = begin(conn)
+    stage(conn, run, [node(id="35", episodes=24)])
+    publish(conn, run)
+    title = anime(conn, 35)["id"]
+    user, _ = create_user(conn, "clamp@example.test")
+    conn.execute("insert into data.favorites (user_id, anime_id, episodes_watched) values (%s, %s, 20)", (user, title))
+    stage(conn, run, [node(id="35", episodes=12)], page=3)
+    assert publish(conn, run)["anime_updated"] == 1
+    assert conn.execute("select episodes_watched from data.favorites where anime_id = %s", (title,)).fetchone() == (12,)
