@@ -228,6 +228,7 @@ grant execute on function private.anime_content_fields(), private.jsonb_pick(jso
 grant select on private.admin_publish_preview, private.admin_genres to web_user;
 grant select on api.admin_publish_preview, api.admin_genres to web_user;
 grant execute on function api.admin_set_anime_genres(uuid, integer[], text) to web_user;
+grant execute on function api.admin_merge_anime(uuid, uuid, text) to web_user;
 grant select on private.admin_upstream_limits to web_user;
 grant select on api.admin_upstream_limits to web_user;
 grant execute on function api.admin_set_upstream_limits(text, jsonb, text) to web_user;

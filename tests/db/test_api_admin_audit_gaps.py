@@ -1,10 +1,17 @@
 """Audit with no gaps (issue 13), the parts not covered elsewhere: ingest's writes to the airing
 schedule are audited as the system actor, one row per title whose airings changed, in the
-publish's own statement."""
+publish's own statement; merging an auto-created duplicate into a title made by hand (one
+transaction, one audit row, each refusal its own code)."""
 
 from __future__ import annotations
 
-from tests.helpers import create_anime
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import owner_connect
+from tests.helpers import create_anime, create_user
 
 
 def stage_airing(conn, shikimori_id: int, episode: int, airs_at: str) -> None:
@@ -40,3 +47,110 @@ def test_ingest_schedule_writes_are_audited_once_per_changed_title(conn):
     assert schedule_audit(conn, first)[1][2:4] == (
         {"3": "2026-12-10T12:00:00+00:00"}, {"3": "2026-12-10T18:30:00+00:00"})
     assert len(schedule_audit(conn, second)) == 1
+
+
+# --- merging an auto-created duplicate into a title made by hand ----------------------------------
+
+@pytest.fixture(scope="module")
+def world(api_db, postgrest, mint):
+    tokens, people = {}, {}
+    with owner_connect(api_db) as conn:
+        for who, role in (("admin", "admin"), ("editor", "editor"), ("fan", None), ("fan2", None)):
+            user_id, session_id = create_user(conn, f"{who}@gaps.test")
+            if role:
+                conn.execute("insert into data.user_roles (user_id, role) values (%s, %s)", (user_id, role))
+            tokens[who], people[who] = mint(user_id, session_id), user_id
+        conn.execute("insert into data.translations (id, title, type) values (9101, 'Studio A', 'voice'), "
+                     "(9102, 'Studio B', 'voice') on conflict do nothing")
+    return {"url": postgrest.url, "db": api_db, "tokens": tokens, "people": people}
+
+
+def call(world, who: str, path: str, **body: object) -> httpx.Response:
+    return httpx.post(world["url"] + path, json=body, timeout=10,
+                      headers={"Authorization": f"Bearer {world['tokens'][who]}"})
+
+
+def add_player(conn, anime_id, number: int, translation_id: int, url: str) -> None:
+    conn.execute("insert into data.episode_sources (episode_id, translation_id, player_url, source) "
+                 "select id, %s, %s, 'parser' from data.episodes where anime_id = %s and number = %s",
+                 (translation_id, url, anime_id, number))
+
+
+def pair(world, shikimori_id: int):
+    """A manual title with episodes 1-2 and an auto-created duplicate with episodes 1-3, each
+    with favorites and progress of the same person (fan) and the duplicate's of another (fan2)."""
+    fan, fan2 = world["people"]["fan"], world["people"]["fan2"]
+    with owner_connect(world["db"]) as conn:
+        target = create_anime(conn, "Hand made", episodes=2, source="manual", episodes_total=12)
+        dup = create_anime(conn, "Auto", episodes=3, source="parser", shikimori_id=shikimori_id)
+        add_player(conn, target, 1, 9101, "https://k.test/t1a")
+        add_player(conn, dup, 1, 9101, "https://k.test/d1a")  # the target has its own: stays
+        add_player(conn, dup, 1, 9102, "https://k.test/d1b")  # the target lacks it: moves
+        add_player(conn, dup, 3, 9101, "https://k.test/d3a")  # with episode 3
+        for anime_id, status, watched, score in ((target, "watching", 1, None), (dup, "completed", 3, 8)):
+            conn.execute("insert into data.favorites (user_id, anime_id, list_status, episodes_watched, score) "
+                         "values (%s, %s, %s, %s, %s)", (fan, anime_id, status, watched, score))
+        conn.execute("insert into data.favorites (user_id, anime_id) values (%s, %s)", (fan2, dup))
+        conn.execute("insert into data.watch_progress (user_id, anime_id, episode_number, position_seconds, "
+                     "last_watched_at) values (%s, %s, 1, 10, now() - interval '1 day'), "
+                     "(%s, %s, 3, 20, now())", (fan, target, fan, dup))
+        conn.execute("insert into data.anime_relations (anime_id, related_shikimori_id, relation) "
+                     "values (%s, 4242, 'sequel')", (dup,))
+    return target, dup
+
+
+def test_merging_moves_everything_onto_the_target_in_one_audited_change(world):
+    target, dup = pair(world, 880001)
+    answer = call(world, "admin", "/rpc/admin_merge_anime", duplicate_id=str(dup), target_id=str(target),
+                  reason="auto-created twin")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["anime"]["shikimori_id"] == 880001 and body["anime"]["episodes_count"] == 3
+    assert body["merged"] == {"staging": 0, "episodes": 1, "players": 1, "favorites": 1,
+                              "favorites_collapsed": 1, "progress": 1, "history": 0, "relations": 1,
+                              "schedule": 0}
+    fan, fan2 = world["people"]["fan"], world["people"]["fan2"]
+    with owner_connect(world["db"]) as conn:
+        assert conn.execute("select shikimori_id, deleted_at is not null, delete_reason from data.anime where id = %s",
+                            (dup,)).fetchone() == (None, True, f"merged into {target}: auto-created twin")
+        players = conn.execute("select e.number, s.translation_id, s.player_url from data.episode_sources s "
+                               "join data.episodes e on e.id = s.episode_id where e.anime_id = %s order by 1, 2",
+                               (target,)).fetchall()
+        assert players == [(1, 9101, "https://k.test/t1a"), (1, 9102, "https://k.test/d1b"),
+                           (3, 9101, "https://k.test/d3a")]
+        favorites = conn.execute("select user_id, list_status, episodes_watched, score from data.favorites "
+                                 "where anime_id in (%s, %s) order by user_id = %s desc",
+                                 (target, dup, fan)).fetchall()
+        assert favorites == [(fan, "watching", 3, 8), (fan2, "planned", 0, None)]
+        assert conn.execute("select anime_id, episode_number, position_seconds, episode_id is not null "
+                            "from data.watch_progress where user_id = %s", (fan,)).fetchall() == [(target, 3, 20, True)]
+        assert conn.execute("select anime_id from data.anime_relations where related_shikimori_id = 4242"
+                            ).fetchall() == [(target,)]
+        audit = conn.execute("select action, entity_id, after -> 'moved' ->> 'episodes' from data.audit_log "
+                             "where actor_id = %s and action like 'anime.%%'", (world["people"]["admin"],)).fetchall()
+        assert audit == [("anime.merge", str(target), "1")]
+
+
+def test_merge_refusals_each_have_their_own_code_and_change_nothing(world):
+    target, dup = pair(world, 880002)
+    with owner_connect(world["db"]) as conn:
+        other = create_anime(conn, "Other upstream", shikimori_id=880003)
+        gone = create_anime(conn, "Deleted", deleted=True)
+        before = conn.execute("select count(*), max(id) from data.audit_log").fetchone()
+    cases = [
+        ("editor", dup, target, 403, "permission_denied"),  # audited, coalesced
+        ("admin", dup, dup, 409, "merge_same_title"),
+        ("admin", dup, uuid.uuid4(), 404, "anime_not_found"),
+        ("admin", dup, gone, 410, "merge_target_deleted"),
+        ("admin", gone, target, 410, "anime_deleted"),
+        ("admin", dup, other, 409, "shikimori_id_conflict"),
+    ]
+    for who, source, into, status, code in cases:
+        answer = call(world, who, "/rpc/admin_merge_anime", duplicate_id=str(source), target_id=str(into))
+        assert (answer.status_code, answer.json()["code"]) == (status, code), (who, code, answer.text)
+    with owner_connect(world["db"]) as conn:
+        assert conn.execute("select shikimori_id, deleted_at from data.anime where id = %s", (dup,)).fetchone() == (
+            880002, None)
+        assert conn.execute("select count(*) from data.episodes where anime_id = %s", (dup,)).fetchone()[0] == 3
+        rows = conn.execute("select action from data.audit_log where id > %s", (before[1],)).fetchall()
+        assert rows == [("security.permission_denied",)]

@@ -49,6 +49,7 @@ ADMIN_RESOURCES: list[tuple[str, str, dict | None, frozenset[str]]] = [
     ("POST", "/rpc/admin_unlock_anime", {"id": NOBODY}, frozenset({"anime.unlock"})),
     ("POST", "/rpc/admin_delete_anime", {"id": NOBODY, "reason": " "}, frozenset({"anime.delete"})),
     ("POST", "/rpc/admin_restore_anime", {"id": NOBODY}, frozenset({"anime.delete"})),
+    ("POST", "/rpc/admin_merge_anime", {"duplicate_id": NOBODY, "target_id": NOBODY}, frozenset({"anime.delete"})),
     ("GET", "/admin_episodes?limit=1", None, frozenset({"episode.view"})),
     ("POST", "/rpc/admin_create_episode", {"anime_id": NOBODY, "number": 1}, frozenset({"episode.create"})),
     ("POST", "/rpc/admin_update_episode", {"id": NOBODY, "patch": {"title": "x"}}, frozenset({"episode.edit"})),
