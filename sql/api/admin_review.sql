@@ -285,3 +285,87 @@ favorite or progress on both collapses into one), and the duplicate is soft-dele
 404 anime_not_found, 410 merge_target_deleted / anime_deleted (the duplicate), 409 shikimori_id_conflict (both
 carry different upstream ids). Audited once (anime.merge, entity the target, after.moved = the counts).
 Returns {anime: the target, merged, audit_log_id, warnings}.$$;
+
+-- Player priorities --------------------------------------------------------------------------------
+
+create view api.admin_player_priorities with (security_invoker = true) as
+select r.kind, r.key, r.title, r.translation_type, r.priority, r.updated_by, r.updated_at
+  from private.admin_player_priorities r;
+comment on view api.admin_player_priorities is $$Which player an episode offers first (permission admin.parser.settings)
+The old parser's translation and quality priorities: one row per ranked translation and quality, 1 first
+(`order=kind,priority`). Change them with rpc/admin_set_player_priorities; the public episode_sources carry the
+result (preference, preferred).$$;
+comment on column api.admin_player_priorities.kind is 'translation or quality.';
+comment on column api.admin_player_priorities.key is 'The translation id, or the quality (e.g. 1080p).';
+comment on column api.admin_player_priorities.title is 'The translation''s name, or the quality.';
+comment on column api.admin_player_priorities.translation_type is 'voice or subtitles (translations only).';
+comment on column api.admin_player_priorities.priority is '1 = offered first; unlisted ones come after every listed one.';
+comment on column api.admin_player_priorities.updated_by is 'Who set it.';
+comment on column api.admin_player_priorities.updated_at is 'When.';
+
+create function api.admin_set_player_priorities(translations integer[] default null, qualities text[] default null,
+                                                reason text default null)
+returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  before_doc jsonb;
+  after_doc jsonb;
+  wanted_qualities text[] := array(select lower(btrim(q)) from unnest(admin_set_player_priorities.qualities) q);
+  unknown integer[];
+  refusal jsonb;
+begin
+  refusal := private.admin_denied_unless('admin.parser.settings', 'rpc/admin_set_player_priorities', null);
+  if refusal is not null then return refusal; end if;
+  if admin_set_player_priorities.translations is null and admin_set_player_priorities.qualities is null then
+    perform private.raise_error(400, 'empty_patch', 'Give translations, qualities or both (each the complete list, first = preferred).');
+  end if;
+  if cardinality(admin_set_player_priorities.translations) > 1000 or cardinality(wanted_qualities) > 1000 then
+    perform private.raise_error(400, 'too_many_priorities', 'At most 1000 entries per list.');
+  end if;
+  if exists (select 1 from unnest(admin_set_player_priorities.translations) t group by t having count(*) > 1 or t is null)
+     or exists (select 1 from unnest(wanted_qualities) q group by q having count(*) > 1 or q is null) then
+    perform private.raise_error(400, 'duplicate_priority', 'Each translation and each quality may be listed once.');
+  end if;
+  if exists (select 1 from unnest(wanted_qualities) q where q !~ '^[a-z0-9][a-z0-9 ._-]{0,39}$') then
+    perform private.raise_error(400, 'invalid_quality', 'A quality is 1 to 40 letters, digits, spaces, dots, dashes (e.g. 1080p).');
+  end if;
+  unknown := array(select t from unnest(admin_set_player_priorities.translations) t
+                    where not exists (select 1 from data.translations x where x.id = t) order by t);
+  if cardinality(unknown) > 0 then
+    perform private.raise_error(404, 'translation_not_found',
+      format('No translation has the id %s.', array_to_string(unknown, ', ')));
+  end if;
+  -- one editor at a time: the lists are replaced whole
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('kitsu.player_priorities'));
+  before_doc := private.player_priorities_json();
+  if admin_set_player_priorities.translations is not null then
+    delete from data.translation_priorities;
+    insert into data.translation_priorities (translation_id, priority, updated_by)
+    select t.id, t.n, private.uid() from unnest(admin_set_player_priorities.translations) with ordinality t(id, n);
+  end if;
+  if admin_set_player_priorities.qualities is not null then
+    delete from data.quality_priorities;
+    insert into data.quality_priorities (quality, priority, updated_by)
+    select q.quality, q.n, private.uid() from unnest(wanted_qualities) with ordinality q(quality, n);
+  end if;
+  after_doc := private.player_priorities_json();
+  if after_doc = before_doc then
+    -- the same lists: undo the rewrite (which touched updated_at and the catalog version)
+    raise sqlstate 'KI0NC';
+  end if;
+  return jsonb_build_object('priorities', after_doc,
+    'audit_log_id', private.audit('ingest.priorities_update', 'player_priorities', null, before_doc, after_doc,
+                                  admin_set_player_priorities.reason),
+    'warnings', '[]'::jsonb);
+exception when sqlstate 'KI0NC' then
+  return jsonb_build_object('priorities', private.player_priorities_json(), 'audit_log_id', null,
+                            'warnings', jsonb_build_array('no_changes'));
+end
+$$;
+comment on function api.admin_set_player_priorities(integer[], text[], text) is $$Set which player an episode offers first (permission admin.parser.settings)
+translations: Kodik translation ids, most preferred first; qualities: e.g. ["1080p", "720p"], most preferred first
+(a player's quality counts by its resolution: "BDRip 1080p" is 1080p). Each given list replaces the old one
+whole (an empty list clears it); an omitted one stays. Players are ordered by translation, then quality
+(api.episode_sources preference / preferred). 400 empty_patch, duplicate_priority, invalid_quality,
+too_many_priorities; 404 translation_not_found. Audited (ingest.priorities_update, before/after both lists).
+Returns {priorities, audit_log_id, warnings}.$$;

@@ -18,7 +18,8 @@ def stage_airing(conn, shikimori_id: int, episode: int, airs_at: str) -> None:
     conn.execute(
         "insert into data.staging_schedule (shikimori_id, episode_number, airs_at, content_hash) "
         "values (%s, %s, %s, md5(%s)) on conflict (shikimori_id) do update "
-        "set episode_number = excluded.episode_number, airs_at = excluded.airs_at, content_hash = excluded.content_hash",
+        "set episode_number = excluded.episode_number, airs_at = excluded.airs_at, "
+        "content_hash = excluded.content_hash",
         (shikimori_id, episode, airs_at, f"{episode}@{airs_at}"))
 
 
@@ -154,3 +155,67 @@ def test_merge_refusals_each_have_their_own_code_and_change_nothing(world):
         assert conn.execute("select count(*) from data.episodes where anime_id = %s", (dup,)).fetchone()[0] == 3
         rows = conn.execute("select action from data.audit_log where id > %s", (before[1],)).fetchall()
         assert rows == [("security.permission_denied",)]
+
+
+# --- the old parser's translation and quality priorities, as data ----------------------------------
+
+def public_players(world, anime_id) -> list[tuple]:
+    rows = httpx.get(world["url"] + "/episodes", timeout=10, params={
+        "anime_id": f"eq.{anime_id}", "number": "eq.1",
+        "select": "episode_sources(translation_id,quality,preference,preferred)",
+        "episode_sources.order": "preference,translation_id"}).json()
+    return [(s["translation_id"], s["quality"], s["preferred"]) for s in rows[0]["episode_sources"]]
+
+
+def test_priorities_decide_which_player_is_offered_first(world):
+    with owner_connect(world["db"]) as conn:
+        conn.execute("insert into data.translations (id, title, type) values (9103, 'Subs C', 'subtitles') "
+                     "on conflict do nothing")
+        anime_id = create_anime(conn, "Players", episodes=1)
+        for translation_id, quality in ((9101, "WEB-DLRip 720p"), (9102, "BDRip 1080p"), (9103, "BDRip 1080p")):
+            conn.execute("insert into data.episode_sources (episode_id, translation_id, player_url, quality) "
+                         "select id, %s, 'https://k.test/p', %s from data.episodes where anime_id = %s",
+                         (translation_id, quality, anime_id))
+    # nothing ranked: by translation id
+    assert [p[0] for p in public_players(world, anime_id)] == [9101, 9102, 9103]
+    # quality first: 1080p before 720p
+    answer = call(world, "admin", "/rpc/admin_set_player_priorities", qualities=["1080p", "720p"])
+    assert answer.status_code == 200, answer.text
+    assert public_players(world, anime_id) == [(9102, "BDRip 1080p", True), (9103, "BDRip 1080p", False),
+                                               (9101, "WEB-DLRip 720p", False)]
+    # a translation priority comes before quality
+    answer = call(world, "admin", "/rpc/admin_set_player_priorities", translations=[9103, 9101], reason="dub fans")
+    assert answer.json()["priorities"] == {"translations": [9103, 9101], "qualities": ["1080p", "720p"]}
+    assert [p[0] for p in public_players(world, anime_id)] == [9103, 9101, 9102]
+    ranked = httpx.get(world["url"] + "/admin_player_priorities?order=kind,priority", timeout=10,
+                       headers={"Authorization": f"Bearer {world['tokens']['admin']}"}).json()
+    assert [(r["kind"], r["key"], r["priority"]) for r in ranked] == [
+        ("quality", "1080p", 1), ("quality", "720p", 2), ("translation", "9103", 1), ("translation", "9101", 2)]
+
+    # each change one audit row; the same lists again: none
+    with owner_connect(world["db"]) as conn:
+        audit = conn.execute("select before, after, reason from data.audit_log "
+                             "where action = 'ingest.priorities_update' order by id").fetchall()
+    assert len(audit) == 2 and audit[1] == (
+        {"translations": [], "qualities": ["1080p", "720p"]},
+        {"translations": [9103, 9101], "qualities": ["1080p", "720p"]}, "dub fans")
+    again = call(world, "admin", "/rpc/admin_set_player_priorities", translations=[9103, 9101])
+    assert again.json()["warnings"] == ["no_changes"] and again.json()["audit_log_id"] is None
+
+
+def test_priority_refusals_each_have_their_own_code_and_change_nothing(world):
+    with owner_connect(world["db"]) as conn:
+        before = conn.execute("select private.player_priorities_json()").fetchone()[0]
+    cases = [
+        ("editor", {"qualities": ["480p"]}, 403, "permission_denied"),
+        ("admin", {}, 400, "empty_patch"),
+        ("admin", {"qualities": ["720p", "720P"]}, 400, "duplicate_priority"),
+        ("admin", {"qualities": ["<script>"]}, 400, "invalid_quality"),
+        ("admin", {"translations": [9101, -5], "qualities": ["480p"]}, 404, "translation_not_found"),
+        ("admin", {"qualities": [f"q{i}" for i in range(1001)]}, 400, "too_many_priorities"),
+    ]
+    for who, body, status, code in cases:
+        answer = call(world, who, "/rpc/admin_set_player_priorities", **body)
+        assert (answer.status_code, answer.json()["code"]) == (status, code), (body, answer.text)
+    with owner_connect(world["db"]) as conn:
+        assert conn.execute("select private.player_priorities_json()").fetchone()[0] == before

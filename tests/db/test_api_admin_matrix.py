@@ -73,6 +73,8 @@ ADMIN_RESOURCES: list[tuple[str, str, dict | None, frozenset[str]]] = [
     ("POST", "/rpc/admin_set_anime_genres", {"id": NOBODY, "genre_ids": []}, frozenset({"anime.edit"})),
     ("GET", "/admin_publish_preview?limit=1", None, frozenset({"admin.parser.settings"})),
     ("GET", "/admin_upstream_limits", None, frozenset({"admin.parser.settings"})),
+    ("GET", "/admin_player_priorities", None, frozenset({"admin.parser.settings"})),
+    ("POST", "/rpc/admin_set_player_priorities", {}, frozenset({"admin.parser.settings"})),
     ("POST", "/rpc/admin_set_upstream_limits", {"upstream": "nowhere", "patch": {"enabled": True}},
      frozenset({"admin.parser.settings"})),
     ("GET", "/admin_users?limit=1", None, frozenset({"admin.users.view"})),
