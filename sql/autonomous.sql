@@ -21,7 +21,9 @@
      - it never fails the request: an error (no dblink, the loopback refused) is a WARNING in
        the server log and the 403 goes out as before, uncounted.
    The connection is opened once per PostgREST backend and kept (dblink named connections live
-   as long as the session), so a refusal costs one round trip, not a new backend. */
+   as long as the session), so a refusal costs one round trip, not a new backend; the server
+   closes it after 10 s without a refusal (idle_session_timeout), so the extra connections exist
+   only during and just after a burst of refusals (at most one per PostgREST pool connection). */
 
 create schema if not exists autonomous;
 comment on schema autonomous is 'Work that must outlive the request''s transaction (superuser-owned; sql/autonomous.sql).';
@@ -35,33 +37,42 @@ declare
   claims jsonb;
   headers jsonb;
   hops text[];
-  sub text;
+  statement text;
 begin
   claims := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
   headers := nullif(current_setting('request.headers', true), '')::jsonb;
-  sub := claims ->> 'sub';
-  if sub is null then
+  if claims ->> 'sub' is null then
     return;  -- web_user always has a subject (private.pre_request); nothing to count otherwise
   end if;
   hops := string_to_array(headers ->> 'x-forwarded-for', ',');
-  if not ('kitsu_refusals' = any (coalesce(autonomous.dblink_get_connections(), '{}'))) then
-    perform autonomous.dblink_connect('kitsu_refusals',
-      format('dbname=''%s'' host=''%s'' port=%s user=kitsu_owner application_name=kitsu_refusals',
-             replace(replace(current_database(), '\', '\\'), '''', '\'''),
-             coalesce(nullif(btrim(split_part(current_setting('unix_socket_directories'), ',', 1)), ''), '127.0.0.1'),
-             current_setting('port')));
-  end if;
-  perform autonomous.dblink_exec('kitsu_refusals',
-    format('select private.record_refused_read(%L::uuid, %L, %L, %L, %L)',
-           sub, left(current_setting('request.path', true), 200), left(permission, 100),
-           left(btrim(hops[cardinality(hops)]), 64), left(headers ->> 'user-agent', 512)));
-exception when others then
-  raise warning 'refused read not counted: % (%)', sqlerrm, sqlstate;
-  begin
-    perform autonomous.dblink_disconnect('kitsu_refusals');  -- reconnect next time
-  exception when others then
-    null;
-  end;
+  statement := format('select private.record_refused_read(%L::uuid, %L, %L, %L, %L)',
+                      claims ->> 'sub', left(current_setting('request.path', true), 200), left(permission, 100),
+                      left(btrim(hops[cardinality(hops)]), 64), left(headers ->> 'user-agent', 512));
+  -- twice at most: a kept connection the server has closed since (idle_session_timeout) fails
+  -- once, and is opened again
+  for attempt in 1..2 loop
+    begin
+      if not ('kitsu_refusals' = any (coalesce(autonomous.dblink_get_connections(), '{}'))) then
+        perform autonomous.dblink_connect('kitsu_refusals',
+          format('dbname=''%s'' host=''%s'' port=%s user=kitsu_owner application_name=kitsu_refusals '
+                 'connect_timeout=2 options=''-c idle_session_timeout=10s -c statement_timeout=2s''',
+                 replace(replace(current_database(), '\', '\\'), '''', '\'''),
+                 coalesce(nullif(btrim(split_part(current_setting('unix_socket_directories'), ',', 1)), ''), '127.0.0.1'),
+                 current_setting('port')));
+      end if;
+      perform * from autonomous.dblink('kitsu_refusals', statement) as t(audit_log_id bigint);
+      return;
+    exception when others then
+      begin
+        perform autonomous.dblink_disconnect('kitsu_refusals');
+      exception when others then
+        null;
+      end;
+      if attempt = 2 then
+        raise warning 'refused read not counted: % (%)', sqlerrm, sqlstate;
+      end if;
+    end;
+  end loop;
 end
 $$;
 revoke all on function autonomous.count_refused_read(text) from public;

@@ -46,6 +46,12 @@ def test_three_refused_reads_in_a_minute_are_one_row_with_count_3(api_db, postgr
         assert answer.json()["code"] == "permission_denied"
     assert read_denials(api_db, user_id) == [
         ("audit.view", "/admin_audit_log", 3, "192.0.2.77", "refusal-test", "user")]
+    # the loopback connection is kept for the next refusal (one per PostgREST backend), not
+    # opened and dropped each time
+    with owner_connect(api_db) as conn:
+        loopbacks = conn.execute("select count(*) from pg_stat_activity "
+                                 "where datname = %s and application_name = 'kitsu_refusals'", (api_db,)).fetchone()[0]
+    assert 1 <= loopbacks <= 3
     # another resource is its own row; the refusal writes nothing else
     assert get(postgrest, token, "/admin_anime?limit=1").status_code == 403
     assert [(r[0], r[1], r[2]) for r in read_denials(api_db, user_id)] == [
@@ -91,3 +97,17 @@ def test_without_the_counter_a_read_is_still_refused_uncounted(make_db, start_po
     answer = get(service, mint(user_id, session_id), "/admin_audit_log?limit=1")
     assert answer.status_code == 403 and answer.json()["code"] == "permission_denied"
     assert read_denials(dbname, user_id) == []
+
+
+def test_a_loopback_the_server_closed_is_opened_again_and_the_refusal_still_counted(api_db, postgrest, people):
+    """As after 10 s without refusals (idle_session_timeout): the kept connection is gone."""
+    user_id, token = people["nobody"]
+    assert get(postgrest, token, "/admin_ip_bans").status_code == 403
+    with owner_connect(api_db) as conn:
+        closed = conn.execute("select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                              "where datname = %s and application_name = 'kitsu_refusals'", (api_db,)).fetchone()[0]
+    assert closed >= 1
+    for _ in range(4):  # whichever PostgREST backend answers, its loopback was closed
+        assert get(postgrest, token, "/admin_ip_bans").status_code == 403
+    counts = [r[2] for r in read_denials(api_db, user_id) if r[1] == "/admin_ip_bans"]
+    assert sum(counts) == 5
