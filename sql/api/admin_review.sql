@@ -174,6 +174,13 @@ begin
       format('Both titles carry a shikimori_id (%s and %s): they are different upstream titles.',
              dup.shikimori_id, target.shikimori_id));
   end if;
+  -- each linked to its own staged upstream title (a match not published yet): the same
+  if exists (select 1 from data.staging_anime sa where sa.anime_id = target.id)
+     and exists (select 1 from data.staging_anime sa where sa.anime_id = dup.id) then
+    perform private.raise_error(409, 'shikimori_id_conflict',
+      'Both titles are matched to a staged upstream title: they are different upstream titles.',
+      hint => 'rpc/admin_unmatch one of them first');
+  end if;
 
   -- the upstream identity moves to the target (first off the duplicate: anime_shikimori_id_key)
   if dup.shikimori_id is not null then
@@ -283,7 +290,7 @@ shikimori_id and staged upstream rows (so ingest updates the target from now on)
 favorites, watch progress and history, relations and airings where the target has none of its own (a person's
 favorite or progress on both collapses into one), and the duplicate is soft-deleted. 409 merge_same_title,
 404 anime_not_found, 410 merge_target_deleted / anime_deleted (the duplicate), 409 shikimori_id_conflict (both
-carry different upstream ids). Audited once (anime.merge, entity the target, after.moved = the counts).
+carry, or are matched to, different upstream titles). Audited once (anime.merge, entity the target, after.moved = the counts).
 Returns {anime: the target, merged, audit_log_id, warnings}.$$;
 
 -- Player priorities --------------------------------------------------------------------------------

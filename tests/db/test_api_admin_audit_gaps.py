@@ -102,12 +102,15 @@ def pair(world, shikimori_id: int):
 
 def test_merging_moves_everything_onto_the_target_in_one_audited_change(world):
     target, dup = pair(world, 880001)
+    with owner_connect(world["db"]) as conn:  # the duplicate's upstream row, published into it
+        conn.execute("insert into data.staging_anime (shikimori_id, payload, content_hash, anime_id, matched_by, "
+                     "published_hash) values (880001, '{}', 'x', %s, 'auto', 'x')", (dup,))
     answer = call(world, "admin", "/rpc/admin_merge_anime", duplicate_id=str(dup), target_id=str(target),
                   reason="auto-created twin")
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["anime"]["shikimori_id"] == 880001 and body["anime"]["episodes_count"] == 3
-    assert body["merged"] == {"staging": 0, "episodes": 1, "players": 1, "favorites": 1,
+    assert body["merged"] == {"staging": 1, "episodes": 1, "players": 1, "favorites": 1,
                               "favorites_collapsed": 1, "progress": 1, "history": 0, "relations": 1,
                               "schedule": 0}
     fan, fan2 = world["people"]["fan"], world["people"]["fan2"]
@@ -125,6 +128,9 @@ def test_merging_moves_everything_onto_the_target_in_one_audited_change(world):
         assert favorites == [(fan, "watching", 3, 8), (fan2, "planned", 0, None)]
         assert conn.execute("select anime_id, episode_number, position_seconds, episode_id is not null "
                             "from data.watch_progress where user_id = %s", (fan,)).fetchall() == [(target, 3, 20, True)]
+        # ingest writes into the target from now on (its next publish included)
+        assert conn.execute("select anime_id, matched_by, published_hash from data.staging_anime "
+                            "where shikimori_id = 880001").fetchone() == (target, "manual", None)
         assert conn.execute("select anime_id from data.anime_relations where related_shikimori_id = 4242"
                             ).fetchall() == [(target,)]
         audit = conn.execute("select action, entity_id, after -> 'moved' ->> 'episodes' from data.audit_log "
@@ -137,6 +143,9 @@ def test_merge_refusals_each_have_their_own_code_and_change_nothing(world):
     with owner_connect(world["db"]) as conn:
         other = create_anime(conn, "Other upstream", shikimori_id=880003)
         gone = create_anime(conn, "Deleted", deleted=True)
+        staged = create_anime(conn, "Matched, not published yet")
+        conn.execute("insert into data.staging_anime (shikimori_id, payload, content_hash, anime_id, matched_by) "
+                     "values (880004, '{}', 'x', %s, 'manual'), (880002, '{}', 'y', %s, 'auto')", (staged, dup))
         before = conn.execute("select count(*), max(id) from data.audit_log").fetchone()
     cases = [
         ("editor", dup, target, 403, "permission_denied"),  # audited, coalesced
@@ -145,6 +154,7 @@ def test_merge_refusals_each_have_their_own_code_and_change_nothing(world):
         ("admin", dup, gone, 410, "merge_target_deleted"),
         ("admin", gone, target, 410, "anime_deleted"),
         ("admin", dup, other, 409, "shikimori_id_conflict"),
+        ("admin", dup, staged, 409, "shikimori_id_conflict"),
     ]
     for who, source, into, status, code in cases:
         answer = call(world, who, "/rpc/admin_merge_anime", duplicate_id=str(source), target_id=str(into))
