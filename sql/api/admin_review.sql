@@ -345,28 +345,28 @@ begin
   -- one editor at a time: the lists are replaced whole
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('kitsu.player_priorities'));
   before_doc := private.player_priorities_json();
-  if admin_set_player_priorities.translations is not null then
+  after_doc := jsonb_build_object(
+    'translations', coalesce(to_jsonb(admin_set_player_priorities.translations), before_doc -> 'translations'),
+    'qualities', case when admin_set_player_priorities.qualities is null then before_doc -> 'qualities'
+                      else to_jsonb(wanted_qualities) end);
+  if after_doc = before_doc then
+    return jsonb_build_object('priorities', before_doc, 'audit_log_id', null,
+                              'warnings', jsonb_build_array('no_changes'));
+  end if;
+  if after_doc -> 'translations' <> before_doc -> 'translations' then
     delete from data.translation_priorities;
     insert into data.translation_priorities (translation_id, priority, updated_by)
     select t.id, t.n, private.uid() from unnest(admin_set_player_priorities.translations) with ordinality t(id, n);
   end if;
-  if admin_set_player_priorities.qualities is not null then
+  if after_doc -> 'qualities' <> before_doc -> 'qualities' then
     delete from data.quality_priorities;
     insert into data.quality_priorities (quality, priority, updated_by)
     select q.quality, q.n, private.uid() from unnest(wanted_qualities) with ordinality q(quality, n);
   end if;
-  after_doc := private.player_priorities_json();
-  if after_doc = before_doc then
-    -- the same lists: undo the rewrite (which touched updated_at and the catalog version)
-    raise sqlstate 'KI0NC';
-  end if;
-  return jsonb_build_object('priorities', after_doc,
+  return jsonb_build_object('priorities', private.player_priorities_json(),
     'audit_log_id', private.audit('ingest.priorities_update', 'player_priorities', null, before_doc, after_doc,
                                   admin_set_player_priorities.reason),
     'warnings', '[]'::jsonb);
-exception when sqlstate 'KI0NC' then
-  return jsonb_build_object('priorities', private.player_priorities_json(), 'audit_log_id', null,
-                            'warnings', jsonb_build_array('no_changes'));
 end
 $$;
 comment on function api.admin_set_player_priorities(integer[], text[], text) is $$Set which player an episode offers first (permission admin.parser.settings)

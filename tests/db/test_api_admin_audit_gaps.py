@@ -193,10 +193,15 @@ def test_priorities_decide_which_player_is_offered_first(world):
     assert answer.status_code == 200, answer.text
     assert public_players(world, anime_id) == [(9102, "BDRip 1080p", True), (9103, "BDRip 1080p", False),
                                                (9101, "WEB-DLRip 720p", False)]
-    # a translation priority comes before quality
+    # a translation priority comes before quality; the public order changed, so the catalog
+    # version (the ETag of cached public answers) moves with it
+    with owner_connect(world["db"]) as conn:
+        version = conn.execute("select version from data.catalog_version").fetchone()[0]
     answer = call(world, "admin", "/rpc/admin_set_player_priorities", translations=[9103, 9101], reason="dub fans")
     assert answer.json()["priorities"] == {"translations": [9103, 9101], "qualities": ["1080p", "720p"]}
     assert [p[0] for p in public_players(world, anime_id)] == [9103, 9101, 9102]
+    with owner_connect(world["db"]) as conn:
+        assert conn.execute("select version from data.catalog_version").fetchone()[0] > version
     ranked = httpx.get(world["url"] + "/admin_player_priorities?order=kind,priority", timeout=10,
                        headers={"Authorization": f"Bearer {world['tokens']['admin']}"}).json()
     assert [(r["kind"], r["key"], r["priority"]) for r in ranked] == [
