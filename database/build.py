@@ -208,9 +208,28 @@ def load_state(dbname: str) -> None:
         load_files(conn, manifest()["state"])
 
 
+def ensure_autonomous(dbname: str) -> bool:
+    """Load sql/autonomous.sql (the counter of refused admin reads, which needs a superuser's
+    dblink) as the administrative role of DATABASE_URL; False, saying so, when that role is no
+    superuser: refused reads are then answered uncounted."""
+    params = conninfo_to_dict(admin_url())
+    params["dbname"] = dbname
+    with psycopg.connect(**params, autocommit=True) as conn:  # type: ignore[arg-type]
+        row = conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()
+        if not (row and row[0]):
+            print(f"database {dbname}: DATABASE_URL is no superuser; refused admin reads are not counted",
+                  flush=True)
+            return False
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext('kitsu.ensure_autonomous'))")
+            conn.execute((SQL_DIR / "autonomous.sql").read_text())
+    return True
+
+
 def migrate(dbname: str) -> int:
     applied = apply_migrations(dbname)
     apply_code(dbname)
+    ensure_autonomous(dbname)
     return applied
 
 

@@ -42,6 +42,9 @@ grant execute on function private.search_options(text, text, text[]), private.se
 grant select on data.anime, data.genres, data.anime_genres, data.episodes, data.translations,
   data.episode_sources, data.schedule, data.catalog_search, data.catalog_search_keys,
   data.catalog_search_words to anon, web_user;
+-- the order of an episode's players (api.episode_sources preference / preferred)
+grant select on data.translation_priorities, data.quality_priorities to anon, web_user;
+grant execute on function private.player_preference(integer, text), private.quality_key(text) to anon, web_user;
 grant select on api.anime, api.episodes, api.episode_sources, api.schedule to anon, web_user;
 grant select on api.genres to anon, web_user;
 grant select on data.anime_relations to anon, web_user;
@@ -228,6 +231,10 @@ grant execute on function private.anime_content_fields(), private.jsonb_pick(jso
 grant select on private.admin_publish_preview, private.admin_genres to web_user;
 grant select on api.admin_publish_preview, api.admin_genres to web_user;
 grant execute on function api.admin_set_anime_genres(uuid, integer[], text) to web_user;
+grant execute on function api.admin_merge_anime(uuid, uuid, text) to web_user;
+grant select on private.admin_player_priorities to web_user;
+grant select on api.admin_player_priorities to web_user;
+grant execute on function api.admin_set_player_priorities(integer[], text[], text) to web_user;
 grant select on private.admin_upstream_limits to web_user;
 grant select on api.admin_upstream_limits to web_user;
 grant execute on function api.admin_set_upstream_limits(text, jsonb, text) to web_user;

@@ -396,7 +396,7 @@ begin
     perform private.raise_error(409, 'shikimori_id_taken',
       format('Another title (%s) already carries shikimori_id %s.', holder, staged.shikimori_id),
       details => holder::text,
-      hint => 'Match to that title, or give the target the shikimori_id only after removing it from the other.');
+      hint => 'Match to that title, or merge that title into the target (rpc/admin_merge_anime) when it is a duplicate.');
   end if;
   if target.shikimori_id is not null and target.shikimori_id <> staged.shikimori_id then
     warnings := warnings || 'shikimori_id_differs'::text;

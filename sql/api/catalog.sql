@@ -57,17 +57,27 @@ comment on column api.episodes.aired_at is 'When the episode aired, when known.'
 
 create view api.episode_sources with (security_invoker = true) as
 select s.episode_id, s.translation_id, t.title as translation_title, t.type as translation_type,
-       s.quality, s.player_url
+       s.quality, s.player_url,
+       private.player_preference(s.translation_id, s.quality) as preference,
+       -- no other player of the episode comes before it (RLS hides hidden ones here too)
+       not exists (select 1 from data.episode_sources o
+                    where o.episode_id = s.episode_id and o.translation_id <> s.translation_id
+                      and (private.player_preference(o.translation_id, o.quality), o.translation_id)
+                          < (private.player_preference(s.translation_id, s.quality), s.translation_id)) as preferred
   from data.episode_sources s
   join data.translations t on t.id = s.translation_id;
 comment on view api.episode_sources is $$How to play an episode
-One Kodik player per translation; group by translation_type for voice / subtitles.$$;
+One Kodik player per translation; group by translation_type for voice / subtitles. The order to offer them in:
+`order=preference,translation_id` (embedded: `episode_sources(*)&episode_sources.order=preference,translation_id`);
+`preferred` marks the one to start with. Set by admins (translation, then quality priorities).$$;
 comment on column api.episode_sources.episode_id is 'The episode.';
 comment on column api.episode_sources.translation_id is 'Kodik translation id.';
 comment on column api.episode_sources.translation_title is 'Name of the studio or team.';
 comment on column api.episode_sources.translation_type is 'voice or subtitles.';
 comment on column api.episode_sources.quality is 'Video quality, e.g. "BDRip 720p".';
 comment on column api.episode_sources.player_url is 'Kodik player URL for an iframe.';
+comment on column api.episode_sources.preference is 'Lower plays first: the translation''s priority, then the quality''s (unlisted ones last); ties by translation_id.';
+comment on column api.episode_sources.preferred is 'The player of this episode to offer first (exactly one per episode).';
 
 create view api.schedule with (security_invoker = true) as
 select s.anime_id, s.episode_number, s.airs_at

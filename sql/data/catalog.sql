@@ -274,6 +274,39 @@ create policy schedule_public_read on data.schedule for select to anon, web_user
   using (exists (select 1 from data.anime a where a.id = anime_id));
 comment on table data.schedule is 'Upcoming airings from the Shikimori calendar.';
 
+-- Which player to offer first (issue 13; the old parser's preferred_translation_priority and
+-- preferred_quality_priority as data): 1 = most preferred; unlisted translations and qualities
+-- come after every listed one. Edited with rpc/admin_set_player_priorities; public through
+-- api.episode_sources (preference, preferred).
+create table data.translation_priorities (
+  translation_id integer primary key references data.translations (id) on delete cascade,
+  priority       integer not null,
+  updated_by     uuid references data.users (id) on delete set null,
+  updated_at     timestamptz not null default now(),
+  constraint translation_priorities_priority_range check (priority between 1 and 1000),
+  constraint translation_priorities_priority_key unique (priority)
+);
+create index translation_priorities_updated_by_idx on data.translation_priorities (updated_by);
+alter table data.translation_priorities enable row level security;
+create policy translation_priorities_public_read on data.translation_priorities for select to anon, web_user using (true);
+comment on table data.translation_priorities is 'Preferred translations, in order (1 first): which player an episode offers first.';
+
+-- quality: the resolution token of a player's quality ("BDRip 1080p" -> 1080p), or the whole
+-- quality in lower case when it has none
+create table data.quality_priorities (
+  quality    text primary key,
+  priority   integer not null,
+  updated_by uuid references data.users (id) on delete set null,
+  updated_at timestamptz not null default now(),
+  constraint quality_priorities_quality_format check (quality ~ '^[a-z0-9][a-z0-9 ._-]{0,39}$'),
+  constraint quality_priorities_priority_range check (priority between 1 and 1000),
+  constraint quality_priorities_priority_key unique (priority)
+);
+create index quality_priorities_updated_by_idx on data.quality_priorities (updated_by);
+alter table data.quality_priorities enable row level security;
+create policy quality_priorities_public_read on data.quality_priorities for select to anon, web_user using (true);
+comment on table data.quality_priorities is 'Preferred qualities, in order (1 first), after the translation''s priority.';
+
 -- The public catalog's version: one counter that every write of a catalog table moves
 -- (sql/private/catalog_cache.sql), the ETag of anonymous catalog responses (contract §10).
 create table data.catalog_version (

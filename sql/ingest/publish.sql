@@ -296,7 +296,9 @@ begin
 end
 $$;
 
-/* Publish step 3: the airing schedule of titles in the catalog. */
+/* Publish step 3: the airing schedule of titles in the catalog. Audited as the system actor,
+   in the same statement: one row per title whose airings changed (ingest.schedule_update),
+   before/after {"<episode>": airs_at} of the airings written (before null: a new airing). */
 create or replace function ingest.publish_schedule(p_run_id bigint, p_only integer[])
 returns jsonb
 language plpgsql volatile security definer set search_path = '' set timezone = 'UTC' as $$
@@ -320,7 +322,17 @@ begin
       from c join data.staging_schedule ss using (shikimori_id)
     on conflict (anime_id, episode_number) do update set airs_at = excluded.airs_at, updated_at = now()
      where d.airs_at is distinct from excluded.airs_at
-    returning 1
+    returning d.anime_id, d.episode_number, d.airs_at
+  ), audited as (
+    -- `b`: the statement's snapshot, so the airing as it was before this insert
+    insert into data.audit_log (actor_type, action, entity_type, entity_id, before, after, reason)
+    select 'system', 'ingest.schedule_update', 'anime', up.anime_id::text,
+           jsonb_object_agg(up.episode_number::text, b.airs_at),
+           jsonb_object_agg(up.episode_number::text, up.airs_at),
+           ingest.audit_reason(p_run_id)
+      from up
+      left join data.schedule b on b.anime_id = up.anime_id and b.episode_number = up.episode_number
+     group by up.anime_id
   ), marked as (
     update data.staging_schedule ss set published_hash = ss.content_hash
       from c where c.shikimori_id = ss.shikimori_id

@@ -288,12 +288,41 @@ language sql volatile set search_path = '' as $$
                                         admin_denied_unless.target) end
 $$;
 
--- Gate of the admin views: true with one of the permissions, else 403 (not audited: GET is
--- read-only).
+/* A refused admin read, counted: runs on the loopback connection of
+   autonomous.count_refused_read (sql/autonomous.sql), as kitsu_owner, in its own transaction,
+   because the refusing GET's read-only transaction is rolled back. One coalesced audit row per
+   caller, resource and minute (private.audit_row's upsert): action security.read_denied,
+   entity permission/<the missing one>, after {resource}, count = how many. The caller's
+   subject and headers are set for this transaction so actor, ip and user agent are taken as
+   for every other audit row. Granted to nobody. */
+create or replace function private.record_refused_read(caller uuid, resource text, permission text,
+                                                       ip text, user_agent text) returns bigint
+language plpgsql volatile set search_path = '' as $$
+begin
+  perform set_config('request.jwt.claims', jsonb_build_object('sub', record_refused_read.caller)::text, true);
+  perform set_config('request.headers', jsonb_strip_nulls(jsonb_build_object(
+    'x-forwarded-for', record_refused_read.ip, 'user-agent', record_refused_read.user_agent))::text, true);
+  return private.audit_row('security.read_denied', 'permission', record_refused_read.permission, null,
+                           jsonb_build_object('resource', record_refused_read.resource), null,
+                           concat_ws(' ', record_refused_read.caller::text, 'security.read_denied',
+                                     record_refused_read.resource));
+end
+$$;
+
+/* Gate of the admin views: true with one of the permissions, else 403 permission_denied. The
+   refusal is raised (a GET is read-only and rolled back on the 403), so it is counted on a
+   second connection first (autonomous.count_refused_read, which never fails); the names the
+   count keeps are the first of the permissions and the request's path. Where that function
+   does not exist (a database set up without a superuser) the read is refused uncounted. */
 create or replace function private.admin_gate_any(permissions text[]) returns boolean
 language plpgsql stable set search_path = '' as $$
 begin
   if not exists (select 1 from unnest(admin_gate_any.permissions) p where private.has_permission(p)) then
+    begin
+      perform autonomous.count_refused_read(admin_gate_any.permissions[1]);
+    exception when undefined_function or invalid_schema_name or insufficient_privilege then
+      null;
+    end;
     perform private.raise_error(403, 'permission_denied',
       case when cardinality(admin_gate_any.permissions) = 1
            then format('This needs the permission %s.', admin_gate_any.permissions[1])

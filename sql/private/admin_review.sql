@@ -51,3 +51,41 @@ create or replace function private.upstream_ceiling(upstream text, out per_secon
 language sql immutable parallel safe set search_path = '' as $$
   select case upstream when 'shikimori' then 5 end, case upstream when 'shikimori' then 90 end
 $$;
+
+/* Player priorities (the old parser's preferred_translation_priority / preferred_quality_priority).
+   The key a quality is ranked by: its resolution ("BDRip 1080p" -> 1080p), else the whole
+   quality in lower case. */
+create or replace function private.quality_key(quality text) returns text
+language sql immutable parallel safe as $$
+  select coalesce(substring(lower(quality) from '([0-9]{3,4}p)'), nullif(lower(btrim(quality)), ''))
+$$;
+
+/* How early a player is offered (lower first): its translation's priority, then its quality's;
+   unlisted ones after every listed one (1001). No SET clause, so it is inlined into
+   api.episode_sources and runs as the caller (the priority tables are public). */
+create or replace function private.player_preference(translation_id integer, quality text) returns integer
+language sql stable parallel safe as $$
+  select coalesce((select tp.priority from data.translation_priorities tp
+                    where tp.translation_id = player_preference.translation_id), 1001) * 1024
+       + coalesce((select qp.priority from data.quality_priorities qp
+                    where qp.quality = private.quality_key(player_preference.quality)), 1001)
+$$;
+
+-- The priorities as one document (the before/after of their audit rows).
+create or replace function private.player_priorities_json() returns jsonb
+language sql stable set search_path = '' as $$
+  select jsonb_build_object(
+    'translations', coalesce((select jsonb_agg(tp.translation_id order by tp.priority) from data.translation_priorities tp), '[]'),
+    'qualities', coalesce((select jsonb_agg(qp.quality order by qp.priority) from data.quality_priorities qp), '[]'))
+$$;
+
+create or replace view private.admin_player_priorities_all as
+select 'translation'::text as kind, tp.translation_id::text as key, t.title, t.type as translation_type,
+       tp.priority, tp.updated_by, tp.updated_at
+  from data.translation_priorities tp join data.translations t on t.id = tp.translation_id
+union all
+select 'quality', qp.quality, qp.quality, null, qp.priority, qp.updated_by, qp.updated_at
+  from data.quality_priorities qp;
+
+create or replace view private.admin_player_priorities as
+select r.* from private.admin_player_priorities_all r where private.admin_gate('admin.parser.settings');

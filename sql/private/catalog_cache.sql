@@ -29,6 +29,12 @@ create or replace trigger schedule_catalog_changed after insert or update or del
 create or replace trigger anime_relations_catalog_changed after insert or update or delete or truncate on data.anime_relations
   for each statement execute function private.catalog_changed();
 
+-- the order of a title's players (api.episode_sources.preference) is public too
+create or replace trigger translation_priorities_catalog_changed after insert or update or delete or truncate on data.translation_priorities
+  for each statement execute function private.catalog_changed();
+create or replace trigger quality_priorities_catalog_changed after insert or update or delete or truncate on data.quality_priorities
+  for each statement execute function private.catalog_changed();
+
 -- The resources whose anonymous GETs may be cached (the gateway's micro-cache has the same list).
 create or replace function private.cacheable_path(path text) returns boolean
 language sql immutable parallel safe set search_path = '' as $$

@@ -9,7 +9,8 @@ from database import build as db
 
 # schemas whose tables are private: never exposed, always under row-level security
 PRIVATE_SCHEMAS = "('data', 'private', 'auth', 'ingest')"
-OUR_SCHEMAS = "('data', 'private', 'auth', 'ingest', 'api', 'legacy')"
+# autonomous: the superuser's counter of refused reads and dblink (sql/autonomous.sql)
+OUR_SCHEMAS = "('data', 'private', 'auth', 'ingest', 'api', 'legacy', 'autonomous')"
 
 LINTS: dict[str, str] = {
     "table without row-level security in a private schema": f"""
@@ -23,7 +24,9 @@ LINTS: dict[str, str] = {
         select n.nspname || '.' || p.proname
           from pg_proc p join pg_namespace n on n.oid = p.pronamespace
          where n.nspname in {OUR_SCHEMAS} and p.prosecdef
-           and not exists (select 1 from unnest(coalesce(p.proconfig, '{{}}')) c where c like 'search_path=%')""",
+           and not exists (select 1 from unnest(coalesce(p.proconfig, '{{}}')) c where c like 'search_path=%')
+           -- dblink's own (dblink_connect_u): executable by nobody (the PUBLIC lint below)
+           and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')""",
     "foreign key without an index on its columns": f"""
         select c.conrelid::regclass || ' ' || c.conname
           from pg_constraint c join pg_namespace n on n.oid = c.connamespace
@@ -70,6 +73,8 @@ LINTS: dict[str, str] = {
              -- db-pre-request refuses banned client addresses (issue 13)
              'private.ip_banned', 'private.client_ip', 'private.request_header',
              'private.replica_pre_request', 'private.replica_lag_seconds',
+             -- the order of an episode's players, inlined into api.episode_sources (issue 13)
+             'private.player_preference', 'private.quality_key',
              'api.search_anime')""",
     "function anyone (PUBLIC) may execute": f"""
         select n.nspname || '.' || p.proname

@@ -156,14 +156,18 @@ def test_each_permission_opens_exactly_its_resources(world, who):
                 assert response.json()["code"] == "permission_denied", (name, response.text)
     assert {name for name, status in got.items() if status != 403} == ALLOWED[who], got
     assert all(status not in (401, 500) for status in got.values()), got
-    # every refused RPC left one audit row; refused GETs cannot (they run read-only) and
-    # allowed calls that changed nothing wrote none
+    # every refused RPC left one audit row, every refused GET one counted row
+    # (security.read_denied, tests/db/test_api_admin_refused_reads.py), and allowed calls that
+    # changed nothing wrote none
     rows = sql(world, "select * from data.audit_log where id > %s order by id", last)
-    assert all(r["action"] == "security.permission_denied" for r in rows)
+    assert {r["action"] for r in rows} <= {"security.permission_denied", "security.read_denied"}
     assert all(r["actor_id"] == world["people"][who] for r in rows)
     refused_rpcs = {CALLS[n][1].lstrip("/") for n in CALLS
                     if CALLS[n][0] == "POST" and n not in ALLOWED[who]}
-    assert sorted(r["after"]["resource"] for r in rows) == sorted(refused_rpcs)
+    assert sorted(r["after"]["resource"] for r in rows if r["action"] == "security.permission_denied") == sorted(
+        refused_rpcs)
+    refused_reads = {CALLS[n][1].split("?")[0] for n in CALLS if CALLS[n][0] == "GET" and n not in ALLOWED[who]}
+    assert {r["after"]["resource"] for r in rows if r["action"] == "security.read_denied"} == refused_reads
 
 
 def test_openapi_documents_the_ingest_resources(world):

@@ -30,6 +30,7 @@ def schema_dump(dbname: str) -> str:
 def build_from_sql(dbname: str) -> None:
     db.load_state(dbname)
     db.apply_code(dbname)
+    db.ensure_autonomous(dbname)  # as db.migrate does
 
 
 def test_migrations_reach_the_schema_declared_in_sql(template_db, make_db):
