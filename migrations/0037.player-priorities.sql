@@ -1,4 +1,4 @@
--- depends: 0035.anime-relations
+-- depends: 0036.search-typo-words
 -- The old parser's translation and quality priorities as data (issue 13): which player an
 -- episode offers first. Views, functions and grants are code.
 create table data.translation_priorities (

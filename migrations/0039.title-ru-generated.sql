@@ -1,4 +1,4 @@
--- depends: 0036.search-typo-words
+-- depends: 0037.player-priorities
 -- Russian titles that were made up rather than taken from a source (issue 10): the real-title
 -- catalog (bangumi-data) has no Russian names, so the tooling generates them (a Polivanov
 -- transcription of the romaji) and marks them here; api.anime exposes the marker.
