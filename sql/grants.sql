@@ -207,7 +207,8 @@ grant execute on function api.admin_ban_ip(text, text, timestamptz), api.admin_u
 grant execute on function private.replica_pre_request(), private.replica_lag_seconds()
   to authenticator, anon, web_user;
 -- metrics (ingest/metrics.py, contract §14): the workers' /metrics reads these at scrape time
-grant execute on function ingest.queue_metrics(), ingest.sync_progress(), ingest.database_metrics() to ingest_worker;
+grant execute on function ingest.queue_metrics(), ingest.sync_progress(), ingest.mail_metrics(),
+  ingest.database_metrics() to ingest_worker;
 
 -- admin, complete (issue 13): people, roles and permissions -------------------------------
 grant execute on function private.admin_gate_any(text[]) to web_user;

@@ -35,7 +35,7 @@ def test_alert_rules_load_and_fire_as_intended():
 def test_every_alert_of_the_issue_is_there():
     text = monitoring.RULES.read_text()
     for alert in ("KitsuAuthErrorRate", "KitsuAuthLatencyP95", "KitsuQueueAge", "KitsuReplicaLag",
-                  "KitsuConnectionSaturation", "KitsuTargetDown"):
+                  "KitsuConnectionSaturation", "KitsuTargetDown", "KitsuMailBacklog"):
         assert f"alert: {alert}\n" in text, alert
 
 
