@@ -475,8 +475,32 @@ def scenario_rows(key: str, by_layout: dict[int, dict[str, Any]]) -> list[tuple[
                  row("requests per page", lambda r: fmt(r["requests_per_page"] or 0, 2), targets.get("req/page", "1")),
                  row("pool timeouts (504)", lambda r: str(r["all"]["pool_timeouts"]), targets.get("timeouts", "0"))]
     rows += [row("peak DB connections (active)", connections, f"≤ the web budget ({budgets})"),
-             row("cores: postgres / postgrest / auth / nginx / locust", cores)]
+             row("cores: postgres / postgrest / auth / nginx / locust", cores),
+             row("machine load average (1 / 5 min) at the end", lambda r: f"{r['load'][0]:.1f} / {r['load'][1]:.1f}")]
     return rows
+
+
+def missed_targets(key: str, result: dict[str, Any], replicas: int) -> list[str]:
+    """The targets of the issue / the audit a scenario's figures miss at a layout (none: met)."""
+    missed = []
+    if result["connections"]["total"] > web_budget(replicas):
+        missed.append("connections over the budget")
+    if result["all"]["pool_timeouts"]:
+        missed.append("pool timeouts")
+    if key == "attacker":
+        attack = attacker_figures(result)
+        if attack["hashed"] > attack["limit"]:
+            missed.append("attacker past the limit")
+        if attack["other"]:
+            missed.append("unexpected answers")
+        return missed
+    if result["all"]["errors"]:
+        missed.append("errors")
+    if result["reads"]["p95"] >= 250:
+        missed.append("read p95 ≥ 250 ms")
+    if result["requests_per_page"] is not None and result["requests_per_page"] > 1:
+        missed.append("more than one request per page")
+    return missed
 
 
 def table(results: dict[int, dict[str, Any]], autoupdate: dict[str, Any] | None, uptime: str) -> str:
@@ -492,8 +516,9 @@ def table(results: dict[int, dict[str, Any]], autoupdate: dict[str, Any] | None,
         f"{FAVORITES} favorites and {PROGRESS} progress rows each). The same scenarios at each layout "
         f"(`--replicas {','.join(map(str, layouts))}`: PGRST_REPLICAS = AUTH_REPLICAS of `make run`): {described}. "
         f"All of it on the same {os.cpu_count()} shared cores, locust included, so more instances buy no "
-        "capacity here (docs/capacity.md says what they buy on their own machines); the columns show the "
-        "balanced layout keeps every target. Figures are over the measured window, after the ramp-up; "
+        "capacity here (docs/capacity.md says what they buy on their own machines), and other work on the "
+        "machine moves the latencies between runs (its load average is beside each). Figures are over the "
+        "measured window, after the ramp-up; "
         "cores are CPU seconds per second of each component's process trees (every instance together).",
         "",
         "| scenario | figure | " + " | ".join(layout_name(n) for n in layouts) + " | target |",
@@ -505,6 +530,12 @@ def table(results: dict[int, dict[str, Any]], autoupdate: dict[str, Any] | None,
         title = f"**{scenario.name}**, {scenario.users} user{'s' if scenario.users > 1 else ''} ({scenario.think})"
         for index, (figure, values, target) in enumerate(scenario_rows(key, {n: results[n][key] for n in layouts})):
             lines.append(f"| {title if index == 0 else ''} | {figure} | " + " | ".join(values) + f" | {target} |")
+    verdicts = []
+    for n in layouts:
+        missed = {f"{key}: {', '.join(m)}" for key in scenarios if (m := missed_targets(key, results[n][key], n))}
+        verdicts.append(f"{layout_name(n)}: " + ("**every target met**" if not missed else "**missed** "
+                                                  + "; ".join(sorted(missed))))
+    lines += ["", "Targets (checked by the harness): " + "; ".join(verdicts) + "."]
     if auto := autoupdate:
         lines += ["", f"Autoupdate, 3 ingest workers, a tick every 2 s (the workers, not the web replicas: run once), "
                   f"{auto['seconds']} s: {auto['ticks']} tick jobs, **{auto['duplicate_tick_jobs']} duplicate ticks, "
