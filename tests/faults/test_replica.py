@@ -66,13 +66,14 @@ class Reads:
 def test_the_replica_stopped_and_started_under_read_load(layout: Layout):
     rounds, down_for = (3, 10.0) if SOAK else (1, 2.0)
     replica, primary = layout.address(layout.replica_api), layout.address(layout.primary_api)
-    wait_until(lambda: layout.replica_sql("select lag_seconds from private.replication_status") == 0)
+    wait_until(lambda: layout.replica_sql("select lag_seconds from private.replication_status") == 0, timeout=60)
     figures = []
     with Reads(str(layout.gateway.url)) as reads:
         for _ in range(rounds):
             # on the replica before the fault: its PostgREST's statements are in its pg_stat_activity
             before = layout.replica_last_request()
-            wait_until(lambda before=before: (seen := layout.replica_last_request()) is not None and seen != before)
+            wait_until(lambda before=before: (seen := layout.replica_last_request()) is not None and seen != before,
+                       timeout=60)
             layout.replica.stop()
             stopped, since = time.monotonic(), len(layout.access_log())
             try:
