@@ -287,7 +287,9 @@ def summarise(records: list[list[Any]], since: float, until: float) -> dict[str,
 
     def figures(rows: list[list[Any]]) -> dict[str, Any]:
         times = [r[2] for r in rows]
-        return {"requests": len(rows), "rps": len(rows) / seconds, "errors": sum(1 for r in rows if not r[4]),
+        failed = [r[3] for r in rows if not r[4]]
+        return {"requests": len(rows), "rps": len(rows) / seconds, "errors": len(failed),
+                "errors_by_status": {status: failed.count(status) for status in sorted(set(failed))},
                 "p50": percentile(times, 50), "p95": percentile(times, 95), "p99": percentile(times, 99),
                 "pool_timeouts": sum(1 for r in rows if r[3] == 504)}
 
@@ -469,9 +471,13 @@ def scenario_rows(key: str, by_layout: dict[int, dict[str, Any]]) -> list[tuple[
         if first["writes"]["requests"]:
             rows.append(row("writes p50 / p95 ms (save progress, sign in)", lambda r: " / ".join(
                 fmt(r["writes"][q], 1) for q in ("p50", "p95")), "–"))
-        shed = " (+{} sign-ins shed with 503, retried)"
-        rows += [row("errors", lambda r: str(r["all"]["errors"]) + (shed.format(r["shed"]) if r["shed"] else ""),
-                     targets.get("errors", "0")),
+        def errors(result: dict[str, Any]) -> str:
+            by_status = result["all"].get("errors_by_status") or {}
+            statuses = ", ".join(f"{n} × {status or 'no answer'}" for status, n in by_status.items())
+            return (str(result["all"]["errors"]) + (f" ({statuses})" if statuses else "")
+                    + (f" (+{result['shed']} sign-ins shed with 503, retried)" if result["shed"] else ""))
+
+        rows += [row("errors", errors, targets.get("errors", "0")),
                  row("requests per page", lambda r: fmt(r["requests_per_page"] or 0, 2), targets.get("req/page", "1")),
                  row("pool timeouts (504)", lambda r: str(r["all"]["pool_timeouts"]), targets.get("timeouts", "0"))]
     rows += [row("peak DB connections (active)", connections, f"≤ the web budget ({budgets})"),
