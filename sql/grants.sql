@@ -124,6 +124,8 @@ grant execute on function ingest.acquire_slot(text), ingest.begin_run(text, bigi
 -- the send_mail task (sql/ingest/mail.sql)
 grant execute on function ingest.mail_to_send(bigint), ingest.mail_sent(bigint), ingest.mail_failed(bigint, text)
   to ingest_worker;
+-- and its figures on the workers' /metrics (sql/ingest/metrics.sql)
+grant execute on function ingest.mail_metrics() to ingest_worker;
 
 -- admin (web_user with RBAC permissions) ----------------------------------------------------
 -- Every admin function checks its permission itself (docs/admin-api.md); web_user gets no grant
@@ -207,8 +209,7 @@ grant execute on function api.admin_ban_ip(text, text, timestamptz), api.admin_u
 grant execute on function private.replica_pre_request(), private.replica_lag_seconds()
   to authenticator, anon, web_user;
 -- metrics (ingest/metrics.py, contract §14): the workers' /metrics reads these at scrape time
-grant execute on function ingest.queue_metrics(), ingest.sync_progress(), ingest.mail_metrics(),
-  ingest.database_metrics() to ingest_worker;
+grant execute on function ingest.queue_metrics(), ingest.sync_progress(), ingest.database_metrics() to ingest_worker;
 
 -- admin, complete (issue 13): people, roles and permissions -------------------------------
 grant execute on function private.admin_gate_any(text[]) to web_user;
