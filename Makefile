@@ -113,8 +113,8 @@ bench-pooling: venv postgrest ## PostgREST direct vs through PgBouncer (transact
 
 # load and fault evidence (issue 14, contract §14)
 .PHONY: load soak
-load: venv postgrest ## load harness: the audit's scenarios + the 500-user mix with locust through the gateway (LOAD_ARGS=--readme writes README)
+load: venv postgrest ## load harness: the audit's scenarios + the 500-user mix with locust through the gateway, at 1 and 2 replicas (LOAD_ARGS="--replicas 1,2 --readme")
 	$(PY) -m ops.load $(LOAD_ARGS)
 
-soak: venv postgrest ## the long fault runs (PostgreSQL restarts, killed workers, schema reloads under load)
+soak: venv postgrest ## the long fault runs (PostgreSQL restarts, killed workers, schema reloads, the replica stopped, under load)
 	KITSU_SOAK=1 $(PY) -m pytest -m processes tests/faults -q $(PYTEST_ARGS)

@@ -27,7 +27,7 @@ from typing import Any, LiteralString
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
-from ingest import pool
+from ingest import metrics, pool
 from ingest.settings import Settings
 
 log = logging.getLogger("ingest.mail")
@@ -124,8 +124,10 @@ async def deliver(settings: Settings, outbox_id: int) -> str:
     except (OSError, smtplib.SMTPException, NotDelivered) as exc:
         error = f"{type(exc).__name__}: {exc}"
         await _call(MAIL_FAILED, (outbox_id, error))
+        metrics.MAIL_FAILED.labels(kind).inc()
         log.warning("mail %s (%s, attempt %s) not delivered: %s", outbox_id, message_id, attempts, error)
         raise NotDelivered(error) from exc
     await _call(MAIL_SENT, (outbox_id,))
+    metrics.MAIL_SENT.labels(kind).inc()
     log.info("mail %s (%s, %s) delivered on attempt %s", outbox_id, message_id, kind, attempts)
     return "sent"

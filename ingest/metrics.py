@@ -4,11 +4,13 @@ and ``/ready`` (its database answers) beside it.
 
 Two kinds of figures:
 - what this process did, counted as it happens: sync runs by task and outcome and their
-  duration, upstream requests by source and status, 429s, retries;
+  duration, upstream requests by source and status, 429s, retries, mails delivered and failed
+  delivery attempts by kind;
 - what the database knows, read at scrape time (one short connection per scrape, as
   ``ingest_worker``) from ``ingest.queue_metrics()``, ``ingest.sync_progress()`` and
-  ``ingest.database_metrics()`` (sql/ingest/metrics.sql, the documented view of the database's
-  own figures): jobs by task and status, queue depth and age, the progress of each sync, the
+  ``ingest.mail_metrics()`` and ``ingest.database_metrics()`` (sql/ingest/metrics.sql, the documented
+  view of the database's own figures): jobs by task and status, queue depth and age, the progress
+  of each sync, the mails waiting to be delivered (those failing among them, the oldest's age), the
   database's connections by role and state, replica lag and, when ``pg_stat_statements`` is
   installed, the slowest statements. Every worker exports the same database figures; queries
   and alerts take ``max`` over instances.
@@ -46,6 +48,10 @@ UPSTREAM_RATE_LIMITED = Counter("ingest_upstream_rate_limited_total", "Upstream 
                                 ["source"])
 RETRIES = Counter("ingest_retries_total", "Upstream attempts retried after a backoff, by source and reason.",
                   ["source", "reason"])
+MAIL_SENT = Counter("ingest_mail_sent_total", "Mails this worker delivered (the SMTP server accepted them), by kind.",
+                    ["kind"])
+MAIL_FAILED = Counter("ingest_mail_failed_total", "Delivery attempts of this worker that failed (each is retried), "
+                      "by kind.", ["kind"])
 SCRAPE_ERRORS = Counter("ingest_metrics_scrape_errors_total", "Scrapes whose database figures could not be read.")
 
 CONNECT_TIMEOUT = 3  # s: a scrape never hangs on a database that does not answer
@@ -98,6 +104,11 @@ class DatabaseCollector(Collector):
                             "Mean time of the slowest statements (pg_stat_statements, when installed).",
                             ["queryid", "role"])
         calls = _gauge("kitsu_db_statement_calls", "Calls of the same statements.", ["queryid", "role"])
+        mail_queued = _gauge("ingest_mail_queued", "Mails of the outbox not delivered yet, by kind.", ["kind"])
+        mail_failing = _gauge("ingest_mail_failing", "Of those, the mails whose attempts so far all failed, by kind.",
+                              ["kind"])
+        mail_age = _gauge("ingest_mail_oldest_queued_age_seconds",
+                          "Age of the oldest mail not delivered yet, by kind (0 when none waits).", ["kind"])
         up = _gauge("ingest_database_up", "1 when this scrape could read the database's figures.", [])
         with psycopg.connect(self.conninfo, connect_timeout=CONNECT_TIMEOUT, autocommit=True,
                              application_name="kitsu-ingest-metrics") as conn:
@@ -115,6 +126,10 @@ class DatabaseCollector(Collector):
                 running.add_metric([task], 1 if is_running else 0)
                 if success_age is not None:
                     seconds_since.add_metric([task], success_age)
+            for kind, queued, failing, age in conn.execute("select * from ingest.mail_metrics()"):
+                mail_queued.add_metric([kind], queued)
+                mail_failing.add_metric([kind], failing)
+                mail_age.add_metric([kind], age)
             for kind, name, state, value in conn.execute("select * from ingest.database_metrics()"):
                 if kind == "connections":
                     connections.add_metric([name, state], value)
@@ -127,8 +142,8 @@ class DatabaseCollector(Collector):
                 elif kind == "statement_calls":
                     calls.add_metric([name, state], value)
         up.add_metric([], 1)
-        return [jobs, depth, oldest, *progress.values(), running, seconds_since, connections, max_connections, lag,
-                statements, calls, up]
+        return [jobs, depth, oldest, *progress.values(), running, seconds_since, mail_queued, mail_failing, mail_age,
+                connections, max_connections, lag, statements, calls, up]
 
 
 def _ready(conninfo: str) -> bool:

@@ -17,6 +17,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,15 +66,15 @@ def bindir() -> Path:
 class Cluster:
     """A private cluster under ``home``: data/, its log, its socket directory."""
 
-    def __init__(self, home: Path = HOME, options: str = "", *, max_connections: int = 200,
-                 settings: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path = HOME, *, max_connections: int = 200,
+                 settings: Mapping[str, str | int] | None = None) -> None:
         self.home = home
-        self.options = options  # more server options (-c name=value …), for tests
         self.data = home / "data"
         self.bin = bindir()
         self.port = free_port()
         self.max_connections = max_connections
-        self.settings = settings or {}  # more server settings (-c name=value), e.g. for a replica
+        # more server settings, each passed as -c name=value (a test's shared_preload_libraries, ...)
+        self.settings = dict(settings or {})
 
     def _run(self, *argv: str) -> None:
         command = [str(self.bin / argv[0]), *argv[1:]]
@@ -100,10 +101,9 @@ class Cluster:
         if not (self.data / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--locale=C.UTF-8")
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.home} "
-                   f"-c max_connections={self.max_connections}"
-                   + "".join(f" -c {name}={value}" for name, value in self.settings.items())
-                   + (f" {self.options}" if self.options else ""))
+        settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.home),
+                    "max_connections": self.max_connections, **self.settings}
+        options = f"-p {self.port}" + "".join(f" -c {name}={value}" for name, value in settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-o", options, "-w", "start")
         return self
 

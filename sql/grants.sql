@@ -131,6 +131,8 @@ grant execute on function ingest.acquire_slot(text), ingest.begin_run(text, bigi
 -- the send_mail task (sql/ingest/mail.sql)
 grant execute on function ingest.mail_to_send(bigint), ingest.mail_sent(bigint), ingest.mail_failed(bigint, text)
   to ingest_worker;
+-- and its figures on the workers' /metrics (sql/ingest/metrics.sql)
+grant execute on function ingest.mail_metrics() to ingest_worker;
 
 -- admin (web_user with RBAC permissions) ----------------------------------------------------
 -- Every admin function checks its permission itself (docs/admin-api.md); web_user gets no grant

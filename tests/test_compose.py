@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -45,12 +47,12 @@ DEPLOYMENT_SPECIFIC = {"PGRST_DB_URI", "PGRST_JWT_SECRET", "PGRST_SERVER_HOST", 
                        "PGRST_ADMIN_SERVER_PORT", "PGRST_SERVER_CORS_ALLOWED_ORIGINS"}
 
 
-def compose_postgrest_env(tmp_path) -> dict[str, str]:
-    """The postgrest service's environment as `docker-compose config` renders it (flat YAML)."""
+def compose_postgrest_env(tmp_path, service: str = "postgrest") -> dict[str, str]:
+    """A PostgREST service's environment as `docker-compose config` renders it (flat YAML)."""
     result = compose_config(tmp_path, {name: "secret-value" for name in SECRETS})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    start = lines.index("  postgrest:")
+    start = lines.index(f"  {service}:")
     env_at = next(i for i in range(start, len(lines)) if lines[i] == "    environment:")
     environment = {}
     for line in lines[env_at + 1:]:
@@ -117,7 +119,8 @@ def test_compose_scales_postgrest_and_auth_as_make_run_does(tmp_path):
 
 # services that run for good (not one-shot) and why one has no healthcheck of its own
 ONE_SHOT = {"migrate", "gateway-config"}
-CHECKED_FROM_OUTSIDE = {"postgrest"}  # the image has no shell; the gateway and Prometheus check it
+# the image has no shell; the gateway and Prometheus check postgrest, the gateway's fallback the replica's
+CHECKED_FROM_OUTSIDE = {"postgrest", "postgrest-replica"}
 PROMETHEUS_HEALTHCHECK = """    healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"]
 """
@@ -173,3 +176,70 @@ def test_compose_pools_the_web_logins_through_pgbouncer_on_request(tmp_path):
     assert "@pgbouncer:6432/kitsu" in postgrest and "PGRST_DB_PREPARED_STATEMENTS: \"false\"" in postgrest
     assert "@pgbouncer:6432/kitsu" in auth and "AUTH_DB_PREPARED_STATEMENTS: \"false\"" in auth
     assert "@db:5432/kitsu" in service_block(result.stdout, "worker")  # workers LISTEN: never pooled
+
+
+def replica_config(tmp_path, **extra: str) -> str:
+    shutil.copy(db.ROOT / "compose.yaml", tmp_path / "compose.yaml")
+    result = subprocess.run(["docker-compose", "-f", str(tmp_path / "compose.yaml"), "--profile", "replica", "config"],
+                            env={"PATH": "/usr/bin:/bin", **{name: "secret-value" for name in SECRETS}, **extra},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_compose_has_a_streaming_replica_on_request(tmp_path):
+    """The `replica` profile: a second PostgreSQL made by pg_basebackup -R of db, a PostgREST on
+    it, and the gateway sending anonymous catalog reads there once CATALOG_REPLICA names it."""
+    rendered = replica_config(tmp_path, CATALOG_REPLICA="postgrest-replica:3000")
+    replica = service_block(rendered, "db-replica")
+    assert "pg_basebackup -h db -U postgres" in replica and "-R -X stream" in replica
+    assert "profiles:\n    - replica" in replica and "pgreplica:/var/lib/postgresql/data" in replica
+    assert "PGPASSWORD: secret-value" in replica and "user: postgres" in replica
+    # both servers read the same access rules, which let the replica connect for replication
+    for server in ("db", "db-replica"):
+        assert "hba_file=/etc/kitsu-postgres/pg_hba.conf" in service_block(rendered, server)
+    api = service_block(rendered, "postgrest-replica")
+    assert "@db-replica:5432/kitsu" in api and "profiles:\n    - replica" in api
+    assert "- --catalog-replica\n    - postgrest-replica:3000" in service_block(rendered, "gateway-config")
+    # without CATALOG_REPLICA the gateway has no replica upstream (nginx would not start without it)
+    assert "- --catalog-replica\n    - ''" in service_block(replica_config(tmp_path), "gateway-config")
+
+
+def test_compose_configures_the_replica_postgrest_as_make_run_does(tmp_path):
+    from ops import services
+
+    ours = services.postgrest_env("kitsu", jwks_json="{}", port=1, admin_port=2, replica_max_lag=5)
+    ours = {k: v for k, v in ours.items() if k not in DEPLOYMENT_SPECIFIC}
+    assert compose_postgrest_env(tmp_path, "postgrest-replica") == ours
+    drifted = services.postgrest_env("kitsu", jwks_json="{}", port=1, admin_port=2, replica_max_lag=9)
+    assert compose_postgrest_env(tmp_path, "postgrest-replica") != {
+        k: v for k, v in drifted.items() if k not in DEPLOYMENT_SPECIFIC}
+
+
+HBA = db.ROOT / "database" / "compose" / "pg_hba.conf"
+
+
+def test_the_compose_access_rules_load_and_allow_password_replication(private_cluster):
+    """database/compose/pg_hba.conf on a real PostgreSQL 15: it starts with the file, which has
+    the replication rule (password, any address, the postgres user); a broken copy is refused."""
+    import psycopg
+
+    cluster = private_cluster(settings={"hba_file": str(HBA)})
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        rules = conn.execute("select type, database, user_name, address, auth_method, error"
+                             " from pg_hba_file_rules").fetchall()
+    assert all(rule[5] is None for rule in rules), rules
+    assert ("host", ["replication"], ["postgres"], "all", "scram-sha-256", None) in rules
+
+
+def test_a_broken_compose_access_rule_is_refused(private_cluster):
+    broken = Path(tempfile.mkdtemp(prefix="kitsu-hba-", dir="/tmp")) / "pg_hba.conf"
+    broken.write_text(HBA.read_text().replace("postgres        all                     scram-sha-256",
+                                              "postgres        all                     no-such-method"))
+    broken.parent.chmod(0o755)
+    broken.chmod(0o644)
+    try:
+        with pytest.raises(subprocess.CalledProcessError):
+            private_cluster(settings={"hba_file": str(broken)})
+    finally:
+        shutil.rmtree(broken.parent, ignore_errors=True)

@@ -27,7 +27,7 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 def test_alert_rules_load_and_fire_as_intended():
     checked = promtool("check", "rules", str(monitoring.RULES))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 9 rules found" in checked.stdout
+    assert "SUCCESS: 10 rules found" in checked.stdout
     tested = promtool("test", "rules", "rules_test.yml", cwd=RULES_DIR)
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
@@ -35,7 +35,7 @@ def test_alert_rules_load_and_fire_as_intended():
 def test_every_alert_of_the_issue_is_there():
     text = monitoring.RULES.read_text()
     for alert in ("KitsuAuthErrorRate", "KitsuAuthLatencyP95", "KitsuQueueAge", "KitsuReplicaLag",
-                  "KitsuConnectionSaturation", "KitsuTargetDown"):
+                  "KitsuConnectionSaturation", "KitsuTargetDown", "KitsuMailBacklog"):
         assert f"alert: {alert}\n" in text, alert
 
 
@@ -67,7 +67,7 @@ def test_make_run_configuration_is_valid(tmp_path):
     (tmp_path / "prometheus.yml").write_text(text)
     result = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def test_compose_configuration_is_valid(tmp_path):
@@ -76,7 +76,7 @@ def test_compose_configuration_is_valid(tmp_path):
     (tmp_path / "prometheus.yml").write_text(text)
     result = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def test_a_broken_configuration_is_refused(tmp_path):

@@ -20,7 +20,13 @@ PostgREST's PGRST003), CPU per component (process groups, /proc). The table goes
 with --readme, into README.md between the "load-results" markers, the audit's targets beside
 each figure.
 
-Usage: python -m ops.load [--scenarios browse,favorites,attacker,autoupdate,mixed] [--scale 1.0] [--readme]
+Every locust scenario runs at each layout of ``--replicas`` (default 1,2: one PostgREST and one
+auth_service, then two of each behind the same gateway configuration, as PGRST_REPLICAS =
+AUTH_REPLICAS of `make run`), against the same seeded database; the table puts the layouts side
+by side. The autoupdate scenario (ingest workers, not the web tier) runs once.
+
+Usage: python -m ops.load [--scenarios browse,favorites,attacker,autoupdate,mixed] [--replicas 1,2]
+                          [--scale 1.0] [--readme]
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ HERE = Path(__file__).resolve().parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
 TITLES, PEOPLE, FAVORITES, PROGRESS = 20_000, 600, 20, 10
 AUTH_WORKERS = 5
+LOGIN_IP_LIMIT = 100_000  # AUTH_LOGIN_IP_LIMIT of the harness's auth_service (see start_web)
 README = db.ROOT / "README.md"
 MARK_START, MARK_END = "<!-- load-results:start -->", "<!-- load-results:end -->"
 
@@ -80,32 +87,68 @@ class Scenario:
 SCENARIOS = {
     "browse": Scenario("catalog browse", "CatalogBrowser", 100, 50, 30, 2, "0.5-1.5 s"),
     "favorites": Scenario("favorites page (20 favorites each)", "FavoritesReader", 50, 10, 30, 6, "0.5-1.5 s"),
-    "attacker": Scenario(f"one attacker, {AUTH_WORKERS} auth workers", "Attacker", 1, 1, 30, 0, "20 ms"),
+    "attacker": Scenario("one attacker against every auth worker", "Attacker", 1, 1, 30, 0, "20 ms"),
     # spawned at 25/s: each new user signs in (one argon2id hash, ~20 ms of a core)
     "mixed": Scenario("500-user mix", "MixedUser", 500, 25, 60, 21, "1-3 s"),
 }
 
 
 @dataclass
+class Web:
+    """One layout of the web tier: ``replicas`` PostgREST and as many auth_service instances
+    (PGRST_REPLICAS = AUTH_REPLICAS of `make run`), balanced by the gateway."""
+
+    replicas: int
+    auth_workers: int  # uvicorn workers per auth_service instance
+    postgrests: list[services.Service]
+    auths: list[services.Service]
+    gateway: services.Service
+
+    def services(self) -> list[services.Service]:
+        return [self.gateway, *self.auths, *self.postgrests]
+
+
+@dataclass
 class Platform:
     tmp: Path
     cluster: embedded_pg.Cluster
-    postgrest: services.Service
-    auth: services.Service
-    gateway: services.Service
+    jwks: str
+    private_pem: str
+    web: Web | None = None
     extra: list[services.Service] = field(default_factory=list)
 
+    @property
+    def gateway(self) -> services.Service:
+        assert self.web is not None
+        return self.web.gateway
+
     def groups(self) -> dict[str, int]:
-        """The root process of each component (its CPU is the tree's: workers, backends)."""
+        """The root process of each process group (its CPU is the tree's: workers, backends),
+        labelled ``component#n`` for the n-th instance of a component (see ``by_component``)."""
+        assert self.web is not None
         postmaster = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
         found = {"postgres": postmaster}
-        for name, service in (("postgrest", self.postgrest), ("auth_service", self.auth), ("nginx", self.gateway)):
-            assert service.process is not None
-            found[name] = service.process.pid
-        for service in self.extra:
-            assert service.process is not None
-            found[service.name] = service.process.pid
+        named = [("nginx", [self.web.gateway]), ("postgrest", self.web.postgrests), ("auth_service", self.web.auths),
+                 *((service.name, [service]) for service in self.extra)]
+        for name, instances in named:
+            for index, service in enumerate(instances):
+                assert service.process is not None
+                found[f"{name}#{index}"] = service.process.pid
         return found
+
+
+def by_component(cores: dict[str, float]) -> dict[str, float]:
+    """Cores of ``component#n`` labels summed by component (every PostgREST together, ...)."""
+    totals: dict[str, float] = {}
+    for label, value in cores.items():
+        name = label.split("#", 1)[0]
+        totals[name] = round(totals.get(name, 0.0) + value, 2)
+    return totals
+
+
+def auth_workers_per_replica(replicas: int) -> int:
+    """The audit's 5 auth workers shared out over the instances (rounded up: 2 instances × 3)."""
+    return -(-AUTH_WORKERS // replicas)
 
 
 def seed() -> dict[str, Any]:
@@ -131,35 +174,76 @@ def seed() -> dict[str, Any]:
 
 
 def start_platform(tmp: Path) -> Platform:
-    home = tmp / "pg"
-    cluster = embedded_pg.Cluster(home=home).start()
+    """The private cluster, seeded; the web tier starts per layout (``start_web``)."""
+    cluster = embedded_pg.Cluster(home=tmp / "pg").start()
     os.environ["DATABASE_URL"] = cluster.url
-    private_pem = keys.generate_private_pem()
-    jwks = keys.jwks_json({"load": private_pem})
-    platform = None
     try:
         data = seed()
-        (tmp / "data.json").write_text(json.dumps(data))
-        admin_port = services.free_port()
-        postgrest = services.postgrest(LOAD_DB, jwks_json=jwks, admin_port=admin_port,
-                                       log_path=tmp / "postgrest.log").start().wait_ready()
-        auth = launch.auth_process(LOAD_DB, port=services.free_port(), workers=AUTH_WORKERS, log_path=tmp / "auth.log",
-                                   env={"AUTH_JWT_KEYS": json.dumps({"load": private_pem}),
-                                        "AUTH_TRUSTED_PROXIES": "127.0.0.1/32", "AUTH_EXPOSE_WORKER": "true"})
-        auth.start().wait_ready(timeout=60)
-        gateway = launch.gateway_process(postgrest=postgrest, postgrest_admin=f"127.0.0.1:{admin_port}", auth=auth,
+    except BaseException:
+        cluster.stop()
+        raise
+    (tmp / "data.json").write_text(json.dumps(data))
+    private_pem = keys.generate_private_pem()
+    return Platform(tmp, cluster, keys.jwks_json({"load": private_pem}), private_pem)
+
+
+def start_web(platform: Platform, replicas: int) -> Web:
+    """``replicas`` PostgREST (db-pool 20 each) and auth_service instances behind a new gateway,
+    as `make run` starts them with PGRST_REPLICAS = AUTH_REPLICAS = ``replicas``. The rate-limit
+    counters are cleared first, so each layout's attacker starts from nothing."""
+    with psycopg.connect(db.role_url(LOAD_DB, "kitsu_owner"), autocommit=True) as conn:
+        conn.execute("delete from data.rate_limits")
+    tmp, workers = platform.tmp / f"web-{replicas}", auth_workers_per_replica(replicas)
+    tmp.mkdir(exist_ok=True)
+    started: list[services.Service] = []
+    try:
+        postgrests, admins = [], []
+        for index in range(replicas):
+            admin_port = services.free_port()
+            postgrest = services.postgrest(LOAD_DB, jwks_json=platform.jwks, admin_port=admin_port,
+                                           log_path=tmp / f"postgrest-{index}.log", name=f"postgrest-{index}")
+            started.append(postgrest.start())
+            postgrests.append(postgrest)
+            admins.append(f"127.0.0.1:{admin_port}")
+        auths = []
+        for index in range(replicas):
+            auth = launch.auth_process(LOAD_DB, port=services.free_port(), workers=workers,
+                                       log_path=tmp / f"auth-{index}.log", name=f"auth_service-{index}",
+                                       env={"AUTH_JWT_KEYS": json.dumps({"load": platform.private_pem}),
+                                            "AUTH_TRUSTED_PROXIES": "127.0.0.1/32", "AUTH_EXPOSE_WORKER": "true",
+                                            # every simulated person comes from 127.0.0.1: the per-address
+                                            # limit (sign-ins in flight count until they succeed) would
+                                            # treat 500 people as one client. The attacker scenario meets
+                                            # the per-(address, e-mail) limit, which stays as configured.
+                                            "AUTH_LOGIN_IP_LIMIT": str(LOGIN_IP_LIMIT)})
+            started.append(auth.start())
+            auths.append(auth)
+        for service in started:
+            service.wait_ready(timeout=60)
+        gateway = launch.gateway_process(postgrest=postgrests, postgrest_admin=admins, auth=auths,
                                          run_dir=tmp / "gateway", port=services.free_port(),
-                                         log_path=tmp / "gateway.log").start().wait_ready()
-        platform = Platform(tmp, cluster, postgrest, auth, gateway)
-        return platform
-    finally:
-        if platform is None:
-            cluster.stop()
+                                         log_path=tmp / "gateway.log")
+        started.append(gateway.start())
+        gateway.wait_ready()
+    except BaseException:
+        for service in reversed(started):
+            service.stop()
+        raise
+    platform.web = Web(replicas, workers, postgrests, auths, gateway)
+    return platform.web
+
+
+def stop_web(platform: Platform) -> None:
+    if platform.web is not None:
+        for service in platform.web.services():
+            service.stop()
+        platform.web = None
 
 
 def stop_platform(platform: Platform) -> None:
-    for service in (*platform.extra, platform.gateway, platform.auth, platform.postgrest):
+    for service in platform.extra:
         service.stop()
+    stop_web(platform)
     platform.cluster.stop()
 
 
@@ -209,7 +293,9 @@ def summarise(records: list[list[Any]], since: float, until: float) -> dict[str,
 
     def figures(rows: list[list[Any]]) -> dict[str, Any]:
         times = [r[2] for r in rows]
-        return {"requests": len(rows), "rps": len(rows) / seconds, "errors": sum(1 for r in rows if not r[4]),
+        failed = [r[3] for r in rows if not r[4]]
+        return {"requests": len(rows), "rps": len(rows) / seconds, "errors": len(failed),
+                "errors_by_status": {status: failed.count(status) for status in sorted(set(failed))},
                 "p50": percentile(times, 50), "p95": percentile(times, 95), "p99": percentile(times, 99),
                 "pool_timeouts": sum(1 for r in rows if r[3] == 504)}
 
@@ -230,7 +316,7 @@ def run_locust(platform: Platform, scenario: Scenario, scale: float) -> dict[str
         locust = subprocess.Popen(argv, env=env, cwd=db.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True, start_new_session=True)
         started = time.time()
-        groups["locust"] = locust.pid
+        groups["locust#0"] = locust.pid
         time.sleep(scenario.ramp)
         cpu_before, measured_from = cpu_by_tree(groups), time.time()
         time.sleep(seconds)
@@ -247,8 +333,8 @@ def run_locust(platform: Platform, scenario: Scenario, scale: float) -> dict[str
         connections=connections, load=os.getloadavg(),
         # clamped at 0: a backend that exits between the samples leaves the tree before its parent
         # has waited for it (then its CPU is in neither sample)
-        cores={name: max(0.0, round((cpu_after[name] - cpu_before[name]) / (measured_until - measured_from), 2))
-               for name in cpu_before},
+        cores=by_component({name: max(0.0, (cpu_after[name] - cpu_before[name]) / (measured_until - measured_from))
+                            for name in cpu_before}),
         all_requests=recorded["requests"], shed=sum(1 for p in recorded["pages"] if p[1] == "sign in shed"))
     return result
 
@@ -330,72 +416,166 @@ def fmt(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def table(results: dict[str, Any], uptime: str) -> str:
-    """The README table: each figure with the audit's / the issue's target beside it."""
+TARGETS = {
+    "browse": {"reads": "p95 < 250 ms", "errors": "0", "req/page": "1",
+               "timeouts": "0 (audit: 100 users > pool 15 → 504s)"},
+    "favorites": {"reads": "p95 < 250 ms", "errors": "0", "req/page": "1 (audit: 21)", "timeouts": "0"},
+    "mixed": {"reads": "p95 < 250 ms (audit: < 500 ms)", "errors": "0", "req/page": "1 (favorites page too)",
+              "timeouts": "0"},
+}
+
+
+COMPONENTS = ("postgres", "postgrest", "auth_service", "nginx", "locust")
+
+
+def web_budget(replicas: int) -> int:
+    """The web tier's share of the connection budget (ops/budget.py) for a layout."""
+    from ops import budget
+
+    settings = budget.Settings(pgrst_replicas=replicas, auth_replicas=replicas,
+                               auth_workers=auth_workers_per_replica(replicas), ingest_workers=0)
+    lines = budget.cost(settings, pooled=False, reserved=0, max_connections=200).lines
+    return lines["postgrest"] + lines["auth_service"]
+
+
+def layout_name(replicas: int) -> str:
+    return f"{replicas} replica{'s' if replicas > 1 else ''}"
+
+
+def scenario_rows(key: str, by_layout: dict[int, dict[str, Any]]) -> list[tuple[str, list[str], str]]:
+    """(figure, one value per layout, target) rows of one locust scenario."""
+    first = next(iter(by_layout.values()))
+    targets = TARGETS.get(key, {})
+
+    def row(figure: str, value: Any, target: str = "–") -> tuple[str, list[str], str]:
+        return figure, [value(result) for result in by_layout.values()], target
+
+    def cores(result: dict[str, Any]) -> str:
+        c = result["cores"]
+        return " / ".join(str(c.get(name, 0.0)) for name in COMPONENTS)
+
+    def connections(result: dict[str, Any]) -> str:
+        return f"{result['connections']['total']} ({result['connections']['active']})"
+
+    budgets = " / ".join(str(web_budget(n)) for n in by_layout)
+    rows = [row("requests/s", lambda r: fmt(r["all"]["rps"]))]
+    if key == "attacker":
+        def attack(field: str) -> Any:
+            return lambda r: str(attacker_figures(r)[field])
+
+        limit = attacker_figures(first)["limit"]
+        rows += [row("guesses", attack("guesses")),
+                 row("**reached the password check (401)**", attack("hashed"),
+                     f"≤ {limit}: the limit per address and e-mail per minute, across every worker and "
+                     "instance (audit: 25 with 5 workers)"),
+                 row("limited (429) / busy (503) / other", lambda r: "{limited} / {busy} / {other}".format(
+                     **attacker_figures(r)), "other 0"),
+                 row("p50 / p95 ms", lambda r: f"{fmt(r['reads']['p50'], 1)} / {fmt(r['reads']['p95'], 1)}")]
+    else:
+        rows.append(row("reads p50 / p95 / p99 ms", lambda r: " / ".join(
+            fmt(r["reads"][q], 1) for q in ("p50", "p95", "p99")), targets.get("reads", "–")))
+        if first["writes"]["requests"]:
+            rows.append(row("writes p50 / p95 ms (save progress, sign in)", lambda r: " / ".join(
+                fmt(r["writes"][q], 1) for q in ("p50", "p95")), "–"))
+        def errors(result: dict[str, Any]) -> str:
+            by_status = result["all"].get("errors_by_status") or {}
+            statuses = ", ".join(f"{n} × {status or 'no answer'}" for status, n in by_status.items())
+            return (str(result["all"]["errors"]) + (f" ({statuses})" if statuses else "")
+                    + (f" (+{result['shed']} sign-ins shed with 503, retried)" if result["shed"] else ""))
+
+        rows += [row("errors", errors, targets.get("errors", "0")),
+                 row("requests per page", lambda r: fmt(r["requests_per_page"] or 0, 2), targets.get("req/page", "1")),
+                 row("pool timeouts (504)", lambda r: str(r["all"]["pool_timeouts"]), targets.get("timeouts", "0"))]
+    rows += [row("peak DB connections (active)", connections, f"≤ the web budget ({budgets})"),
+             row("cores: postgres / postgrest / auth / nginx / locust", cores),
+             row("machine load average (1 / 5 min) at the end", lambda r: f"{r['load'][0]:.1f} / {r['load'][1]:.1f}")]
+    return rows
+
+
+def missed_targets(key: str, result: dict[str, Any], replicas: int) -> list[str]:
+    """The targets of the issue / the audit a scenario's figures miss at a layout (none: met)."""
+    missed = []
+    if result["connections"]["total"] > web_budget(replicas):
+        missed.append("connections over the budget")
+    if result["all"]["pool_timeouts"]:
+        missed.append("pool timeouts")
+    if key == "attacker":
+        attack = attacker_figures(result)
+        if attack["hashed"] > attack["limit"]:
+            missed.append("attacker past the limit")
+        if attack["other"]:
+            missed.append("unexpected answers")
+        return missed
+    if result["all"]["errors"]:
+        missed.append("errors")
+    if result["reads"]["p95"] >= 250:
+        missed.append("read p95 ≥ 250 ms")
+    if result["requests_per_page"] is not None and result["requests_per_page"] > 1:
+        missed.append("more than one request per page")
+    return missed
+
+
+def table(results: dict[int, dict[str, Any]], autoupdate: dict[str, Any] | None, uptime: str) -> str:
+    """The README table: every scenario at each layout side by side, the audit's / the issue's
+    target beside each figure."""
+    layouts = list(results)
+    described = "; ".join(f"**{layout_name(n)}**: {n} PostgREST (db-pool 20 each) + {n} auth_service × "
+                          f"{auth_workers_per_replica(n)} workers" for n in layouts)
     lines = [
         f"`make load` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; `uptime` before the run: {uptime}). "
-        f"locust {locust_version()} headless, FastHttpUser, through the gateway (nginx) → PostgREST (db-pool 20) / "
-        f"auth_service ({AUTH_WORKERS} workers) → a private PostgreSQL 15 (20,000 titles, {PEOPLE} people with "
-        f"{FAVORITES} favorites and {PROGRESS} progress rows each), all on the same {os.cpu_count()} shared cores, "
-        "locust included. Figures are over the measured window, after the ramp-up.",
+        f"locust {locust_version()} headless, FastHttpUser, through the gateway (nginx, balancing the instances) → "
+        f"PostgREST / auth_service → a private PostgreSQL 15 (20,000 titles, {PEOPLE} people with "
+        f"{FAVORITES} favorites and {PROGRESS} progress rows each). The same scenarios at each layout "
+        f"(`--replicas {','.join(map(str, layouts))}`: PGRST_REPLICAS = AUTH_REPLICAS of `make run`): {described}. "
+        f"All of it on the same {os.cpu_count()} shared cores, locust included, so more instances buy no "
+        "capacity here (docs/capacity.md says what they buy on their own machines), and other work on the "
+        "machine moves the latencies between runs (its load average is beside each). Every simulated person "
+        f"signs in from 127.0.0.1, so the per-address sign-in limit is raised to {LOGIN_IP_LIMIT:,} (the "
+        "per-address-and-e-mail limit the attacker meets stays at its default). Figures are over the "
+        "measured window, after the ramp-up; "
+        "cores are CPU seconds per second of each component's process trees (every instance together).",
         "",
-        "| scenario | users (think) | req/s | p50 / p95 / p99 ms (reads) | p95 ms (writes) | errors | req/page | "
-        "peak DB conns (active) | pool timeouts | cores: postgres / postgrest / auth / nginx / locust | targets |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| scenario | figure | " + " | ".join(layout_name(n) for n in layouts) + " | target |",
+        "| --- | --- | " + " | ".join("---" for _ in layouts) + " | --- |",
     ]
-    targets = {
-        "browse": "no pool exhaustion (audit: 100 conns > pool 15 → 504s); 0 errors; p95 < 250 ms",
-        "favorites": "1 request per page (audit: 21); 0 errors; p95 < 250 ms",
-        "mixed": "0 errors; p95 < 250 ms reads (audit: < 500 ms); 1 req/favorites page; 0 pool timeouts",
-    }
-    for key, result in results.items():
-        if key in ("attacker", "autoupdate"):
-            continue
-        scenario, reads, writes = result["scenario"], result["reads"], result["writes"]
-        shed = f" (+{result['shed']} sign-ins shed with 503, retried)" if result["shed"] else ""
-        cores = result["cores"]
-        lines.append(
-            f"| {scenario.name} | {scenario.users} ({scenario.think}) | {fmt(result['all']['rps'])} | "
-            f"{fmt(reads['p50'], 1)} / {fmt(reads['p95'], 1)} / {fmt(reads['p99'], 1)} | "
-            f"{fmt(writes['p95'], 1) if writes['requests'] else '–'} | {result['all']['errors']}{shed} | "
-            f"{fmt(result['requests_per_page'] or 0, 2)} | {result['connections']['total']} "
-            f"({result['connections']['active']}) | {result['all']['pool_timeouts']} | "
-            f"{cores['postgres']} / {cores['postgrest']} / {cores['auth_service']} / {cores['nginx']} / "
-            f"{cores['locust']} | {targets[key]} |")
-    if "attacker" in results:
-        attack = attacker_figures(results["attacker"])
-        cores = results["attacker"]["cores"]
-        lines.append(
-            f"| one attacker, {AUTH_WORKERS} auth workers | 1 (20 ms) | {fmt(results['attacker']['all']['rps'])} | "
-            f"{fmt(results['attacker']['reads']['p50'], 1)} / {fmt(results['attacker']['reads']['p95'], 1)} / "
-            f"{fmt(results['attacker']['reads']['p99'], 1)} | – | {attack['other']} | 1 | "
-            f"{results['attacker']['connections']['total']} ({results['attacker']['connections']['active']}) | "
-            f"{results['attacker']['all']['pool_timeouts']} | {cores['postgres']} / {cores['postgrest']} / "
-            f"{cores['auth_service']} / {cores['nginx']} / {cores['locust']} | "
-            f"{attack['guesses']} guesses: "
-            f"**{attack['hashed']} reached the password check** (limit {attack['limit']} per address and e-mail "
-            f"per minute; audit: 25 with 5 workers), {attack['limited']} × 429, {attack['busy']} × 503 |")
-    if auto := results.get("autoupdate"):
-        lines.append(
-            f"| autoupdate, 3 workers, a tick every 2 s | – | – | – | – | "
-            f"{auto['runs'] - auto['succeeded']} failed runs | – | – | – | – | "
-            f"{auto['seconds']} s: {auto['ticks']} tick jobs, **{auto['duplicate_tick_jobs']} duplicate ticks, "
-            f"{auto['runs']} runs, at most {auto['max_runs_per_tick']} per tick, {auto['overlapping']} overlapping**, "
-            f"{auto['requests']} upstream requests ({fmt(auto['requests_per_run'], 1)} per run, "
-            f"{auto['ongoing_titles']} ongoing titles), {auto['duplicates_in_catalog']} duplicate titles "
-            "(audit: 3 workers → 3× jobs and API calls) |")
-    if "mixed" in results:
-        lines += ["", "500-user mix by page (measured window):", "",
-                  "| page | requests | req/s | p50 ms | p95 ms | p99 ms | errors |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for name, figures in results["mixed"]["by_name"].items():
-            lines.append(f"| {name} | {figures['requests']} | {fmt(figures['rps'], 1)} | {fmt(figures['p50'], 1)} | "
-                         f"{fmt(figures['p95'], 1)} | {fmt(figures['p99'], 1)} | {figures['errors']} |")
-        by_role = results["mixed"]["connections"]["by_role"]
-        peaks = ", ".join(f"{k} {v}" for k, v in sorted(by_role.items()))
-        lines += ["", f"Peak connections by role in the mix: {peaks}"
-                  + f" (max_connections 200 on the private cluster; PostgREST pool 20 + 1 LISTEN, auth_service "
-                    f"{AUTH_WORKERS} workers × their pool)."]
+    scenarios = [key for key in SCENARIOS if key in next(iter(results.values()), {})]
+    for key in scenarios:
+        scenario = SCENARIOS[key]
+        title = f"**{scenario.name}**, {scenario.users} user{'s' if scenario.users > 1 else ''} ({scenario.think})"
+        for index, (figure, values, target) in enumerate(scenario_rows(key, {n: results[n][key] for n in layouts})):
+            lines.append(f"| {title if index == 0 else ''} | {figure} | " + " | ".join(values) + f" | {target} |")
+    verdicts = []
+    for n in layouts:
+        missed = {f"{key}: {', '.join(m)}" for key in scenarios if (m := missed_targets(key, results[n][key], n))}
+        verdicts.append(f"{layout_name(n)}: " + ("**every target met**" if not missed else "**missed** "
+                                                  + "; ".join(sorted(missed))))
+    lines += ["", "Targets (checked by the harness): " + "; ".join(verdicts) + "."]
+    if auto := autoupdate:
+        lines += ["", f"Autoupdate, 3 ingest workers, a tick every 2 s (the workers, not the web replicas: run once), "
+                  f"{auto['seconds']} s: {auto['ticks']} tick jobs, **{auto['duplicate_tick_jobs']} duplicate ticks, "
+                  f"{auto['runs']} runs ({auto['runs'] - auto['succeeded']} failed), at most "
+                  f"{auto['max_runs_per_tick']} per tick, {auto['overlapping']} overlapping**, "
+                  f"{auto['requests']} upstream requests ({fmt(auto['requests_per_run'], 1)} per run, "
+                  f"{auto['ongoing_titles']} ongoing titles), {auto['duplicates_in_catalog']} duplicate titles. "
+                  "Target: one run per tick, no duplicate job (audit: 3 workers → 3× jobs and API calls)."]
+    if all("mixed" in results[n] for n in layouts):
+        lines += ["", "500-user mix by page (measured window): requests/s, p95 ms, errors at each layout:", "",
+                  "| page | " + " | ".join(f"{layout_name(n)}: req/s, p95 ms, errors" for n in layouts) + " |",
+                  "| --- | " + " | ".join("---" for _ in layouts) + " |"]
+        names = sorted({name for n in layouts for name in results[n]["mixed"]["by_name"]})
+        for name in names:
+            cells = []
+            for n in layouts:
+                figures = results[n]["mixed"]["by_name"].get(name)
+                cells.append(f"{fmt(figures['rps'], 1)}, {fmt(figures['p95'], 1)}, {figures['errors']}"
+                             if figures else "–")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        peaks = "; ".join(f"{layout_name(n)}: " + ", ".join(
+            f"{role} {count}" for role, count in sorted(results[n]["mixed"]["connections"]["by_role"].items()))
+            for n in layouts)
+        lines += ["", f"Peak connections by role in the mix ({peaks}); max_connections 200 on the private cluster; "
+                      "the web budget is PostgREST (pool 20 + 1 LISTEN) × instances + auth_service workers × "
+                      "their pool (10) × instances (ops/budget.py)."]
     return "\n".join(lines) + "\n"
 
 
@@ -415,9 +595,14 @@ def write_readme(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default="browse,favorites,attacker,autoupdate,mixed")
+    parser.add_argument("--replicas", default="1,2",
+                        help="the layouts to run every scenario at: PostgREST and auth_service instances each")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every measured duration")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()
+    layouts = [int(n) for n in args.replicas.split(",")]
+    if not layouts or min(layouts) < 1:
+        parser.error("--replicas: positive numbers, e.g. 1,2")
     if not shutil.which("nginx") and not os.access("/usr/sbin/nginx", os.X_OK):
         raise SystemExit("nginx is not installed (Debian package nginx): the harness drives the gateway")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -426,23 +611,31 @@ def main() -> None:
     print(f"uptime: {uptime}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="kitsu-load-"))
     tmp.chmod(0o755)  # the cluster's server runs as the postgres user (as root) and must enter it
-    results: dict[str, Any] = {}
+    keys_ = args.scenarios.split(",")
+    results: dict[int, dict[str, Any]] = {n: {} for n in layouts}
+    autoupdate = None
     platform = start_platform(tmp)
     try:
-        for key in args.scenarios.split(","):
-            print(f"running {key}…", flush=True)
-            if key == "autoupdate":
-                results[key] = run_autoupdate(tmp, args.scale)
-                print(json.dumps(results[key]), flush=True)
-                continue
-            result = run_locust(platform, SCENARIOS[key], args.scale)
-            results[key] = result
-            print(json.dumps({k: v for k, v in result.items() if k in ("all", "reads", "writes", "requests_per_page",
-                                                                       "connections", "cores", "load")}), flush=True)
+        if "autoupdate" in keys_:  # the ingest workers: the same whatever the web layout
+            print("running autoupdate…", flush=True)
+            autoupdate = run_autoupdate(tmp, args.scale)
+            print(json.dumps(autoupdate), flush=True)
+        for replicas in layouts:
+            start_web(platform, replicas)
+            try:
+                for key in (k for k in keys_ if k != "autoupdate"):
+                    print(f"running {key} at {layout_name(replicas)}…", flush=True)
+                    result = run_locust(platform, SCENARIOS[key], args.scale)
+                    results[replicas][key] = result
+                    print(json.dumps({k: v for k, v in result.items()
+                                      if k in ("all", "reads", "writes", "requests_per_page", "connections", "cores",
+                                               "load")}), flush=True)
+            finally:
+                stop_web(platform)
     finally:
         stop_platform(platform)
         shutil.rmtree(tmp, ignore_errors=True)
-    text = table(results, uptime)
+    text = table(results, autoupdate, uptime)
     print("\n" + text)
     if args.readme:
         write_readme(text)

@@ -36,6 +36,24 @@ language sql stable security definer set search_path = '' as $$
     left join lateral (select * from data.sync_runs r where r.task = t.task order by r.id desc limit 1) r on true
 $$;
 
+/* The mail outbox (contract §12, §14) by kind: mails not delivered yet, those of them whose
+   every attempt so far failed, and the age in seconds of the oldest waiting one. Every kind has
+   its row (zeros when none waits). Reads only the undelivered rows (the partial index
+   mail_outbox_unsent_idx), so a long history of delivered mail costs a scrape nothing;
+   delivered and failed counts are the workers' own counters (ingest_mail_*_total). */
+create or replace function ingest.mail_metrics()
+returns table (kind text, queued bigint, failing bigint, oldest_queued_age double precision)
+language sql stable security definer set search_path = '' as $$
+  select k.kind, coalesce(w.queued, 0), coalesce(w.failing, 0), coalesce(w.oldest_age, 0)
+    from (values ('password_reset'), ('email_verification')) k (kind)
+    left join (select m.kind, pg_catalog.count(*) as queued, pg_catalog.count(*) filter (where m.failures > 0) as failing,
+                      extract(epoch from pg_catalog.now() - pg_catalog.min(m.created_at))::double precision as oldest_age
+                 from data.mail_outbox m
+                where m.sent_at is null
+                group by m.kind) w on w.kind = k.kind
+   order by k.kind
+$$;
+
 /* The server's own figures as (kind, name, detail, value) rows:
    - connections: backends of this cluster by role and state (client backends only);
    - max_connections: the limit they count against (the connection budget, docs/runbook.md);

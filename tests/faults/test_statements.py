@@ -20,7 +20,7 @@ pytestmark = pytest.mark.processes
 def test_slow_statements_appear_when_pg_stat_statements_is_installed(monkeypatch):
     home = Path(tempfile.mkdtemp(prefix="kitsu-statements-"))
     home.chmod(0o755)
-    cluster = embedded_pg.Cluster(home=home / "pg", options="-c shared_preload_libraries=pg_stat_statements").start()
+    cluster = embedded_pg.Cluster(home=home / "pg", settings={"shared_preload_libraries": "pg_stat_statements"}).start()
     try:
         monkeypatch.setenv("DATABASE_URL", cluster.url)
         db.ensure_roles()

@@ -1,13 +1,17 @@
 """A real worker's /metrics, /health and /ready (contract §14), scraped over HTTP after it ran a
-job: its own counters (runs, upstream requests, 429s, retries) and the database's figures read
-at scrape time (queue, sync progress, connections by role and state)."""
+job: its own counters (runs, upstream requests, 429s, retries, mails sent and failed) and the
+database's figures read at scrape time (queue, sync progress, mail waiting, connections by role
+and state)."""
 
 from __future__ import annotations
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.ingest.support import control, sync
+from ops import launch, services
+from ops.mail_sink import MailSink
+from tests.conftest import LOG_DIR
+from tests.ingest.support import FAST, control, execute, query, sync, wait_for
 
 
 def scrape(worker) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -61,8 +65,6 @@ def test_worker_metrics_after_a_sync(fresh_db, start_upstream, start_worker):
 
 def test_queue_depth_and_age_of_waiting_jobs(fresh_db, start_upstream, start_worker):
     """A job that no worker takes (its queue is not served) shows as depth 1 with a growing age."""
-    from tests.ingest.support import execute
-
     upstream = start_upstream()
     worker = start_worker(fresh_db, upstream, name="queue")
     execute(fresh_db, "select procrastinate.procrastinate_defer_jobs_v1(array[row('unserved', 'publish', 0,"
@@ -77,8 +79,6 @@ def test_queue_depth_and_age_of_waiting_jobs(fresh_db, start_upstream, start_wor
 
 def test_ready_says_so_when_the_database_is_gone(fresh_db, start_upstream, start_worker):
     """/ready answers 503 when the worker cannot reach its database; /health (live) stays 200."""
-    from tests.ingest.support import execute
-
     upstream = start_upstream()
     worker = start_worker(fresh_db, upstream, name="ready")
     execute("postgres", f"alter database {fresh_db} with allow_connections false")
@@ -88,3 +88,47 @@ def test_ready_says_so_when_the_database_is_gone(fresh_db, start_upstream, start
         assert value(scrape(worker), "ingest_database_up") == 0
     finally:
         execute("postgres", f"alter database {fresh_db} with allow_connections true")
+
+
+def test_mail_sent_failed_and_queued(fresh_db):
+    """Mail on a real worker's /metrics (contract §14): with nothing listening on its SMTP port the
+    attempts fail (counted, the mail queued and failing, aging); once a server listens there the
+    retried mail is delivered (counted by kind) and nothing waits any more."""
+    port = services.free_port()  # nothing listens here yet
+    env = {**FAST, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_STARTTLS": "false", "SMTP_TIMEOUT": "3",
+           "PUBLIC_BASE_URL": "https://kitsu.test", "MAIL_RETRY_SECONDS": "0.2", "MAIL_RETRY_MAX_SECONDS": "1"}
+    worker = launch.worker_process(fresh_db, name="mail-metrics", env=env, queues=("mail",),
+                                   log_path=LOG_DIR / f"worker-{fresh_db}-mail-metrics.log").start()
+    try:
+        worker.wait_ready()
+        samples = scrape(worker)
+        for kind in ("password_reset", "email_verification"):  # every kind has its series from the start
+            assert value(samples, "ingest_mail_queued", kind=kind) == 0
+            assert value(samples, "ingest_mail_oldest_queued_age_seconds", kind=kind) == 0
+        execute(fresh_db, "select private.queue_mail(null, 'password_reset', 'metrics@example.test', 'tok')")
+        wait_for(lambda: query(fresh_db, "select failures from data.mail_outbox")[0]["failures"] >= 2, timeout=30)
+        samples = scrape(worker)
+        assert value(samples, "ingest_mail_failed_total", kind="password_reset") >= 2
+        assert value(samples, "ingest_mail_sent_total", kind="password_reset") in (None, 0)
+        assert value(samples, "ingest_mail_queued", kind="password_reset") == 1
+        assert value(samples, "ingest_mail_failing", kind="password_reset") == 1
+        assert value(samples, "ingest_mail_oldest_queued_age_seconds", kind="password_reset") > 0
+        assert value(samples, "ingest_mail_queued", kind="email_verification") == 0
+
+        sink = MailSink(port).start()
+        try:
+            execute(fresh_db, "select private.queue_mail(null, 'email_verification', 'metrics@example.test', 't2')")
+            sink.wait_for(2)
+            wait_for(lambda: not query(fresh_db, "select id from data.mail_outbox where sent_at is null"), timeout=10)
+        finally:
+            sink.stop()
+        samples = scrape(worker)
+        assert value(samples, "ingest_mail_sent_total", kind="password_reset") == 1
+        assert value(samples, "ingest_mail_sent_total", kind="email_verification") == 1
+        assert value(samples, "ingest_mail_failed_total", kind="email_verification") in (None, 0)
+        for kind in ("password_reset", "email_verification"):
+            assert value(samples, "ingest_mail_queued", kind=kind) == 0
+            assert value(samples, "ingest_mail_failing", kind=kind) == 0
+            assert value(samples, "ingest_mail_oldest_queued_age_seconds", kind=kind) == 0
+    finally:
+        worker.stop()
