@@ -219,12 +219,31 @@ def test_compose_configures_the_replica_postgrest_as_make_run_does(tmp_path):
 HBA = db.ROOT / "database" / "compose" / "pg_hba.conf"
 
 
-def test_the_compose_access_rules_load_and_allow_password_replication(private_cluster):
+@pytest.fixture
+def hba_copy():
+    """Writes a pg_hba.conf where the server's own user can read it: the checkout may be in a
+    directory only its owner enters (a CI clone in a `mktemp -d`), and the private cluster runs
+    as postgres."""
+    made: list[Path] = []
+
+    def write(text: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix="kitsu-hba-", dir="/tmp")) / "pg_hba.conf"
+        path.write_text(text)
+        path.parent.chmod(0o755)
+        path.chmod(0o644)
+        made.append(path.parent)
+        return path
+    yield write
+    for directory in made:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_the_compose_access_rules_load_and_allow_password_replication(private_cluster, hba_copy):
     """database/compose/pg_hba.conf on a real PostgreSQL 15: it starts with the file, which has
     the replication rule (password, any address, the postgres user); a broken copy is refused."""
     import psycopg
 
-    cluster = private_cluster(settings={"hba_file": str(HBA)})
+    cluster = private_cluster(settings={"hba_file": str(hba_copy(HBA.read_text()))})
     with psycopg.connect(cluster.url, autocommit=True) as conn:
         rules = conn.execute("select type, database, user_name, address, auth_method, error"
                              " from pg_hba_file_rules").fetchall()
@@ -232,14 +251,8 @@ def test_the_compose_access_rules_load_and_allow_password_replication(private_cl
     assert ("host", ["replication"], ["postgres"], "all", "scram-sha-256", None) in rules
 
 
-def test_a_broken_compose_access_rule_is_refused(private_cluster):
-    broken = Path(tempfile.mkdtemp(prefix="kitsu-hba-", dir="/tmp")) / "pg_hba.conf"
-    broken.write_text(HBA.read_text().replace("postgres        all                     scram-sha-256",
+def test_a_broken_compose_access_rule_is_refused(private_cluster, hba_copy):
+    broken = hba_copy(HBA.read_text().replace("postgres        all                     scram-sha-256",
                                               "postgres        all                     no-such-method"))
-    broken.parent.chmod(0o755)
-    broken.chmod(0o644)
-    try:
-        with pytest.raises(subprocess.CalledProcessError):
-            private_cluster(settings={"hba_file": str(broken)})
-    finally:
-        shutil.rmtree(broken.parent, ignore_errors=True)
+    with pytest.raises(subprocess.CalledProcessError):
+        private_cluster(settings={"hba_file": str(broken)})
