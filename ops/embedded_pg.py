@@ -113,8 +113,11 @@ class Cluster:
     def restart(self, mode: str = "fast") -> None:
         """Stop (``fast``: clean; ``immediate``: as a crash, recovered from the WAL) and start
         again on the same port and options (fault tests)."""
-        # -l as at start: the new server must not inherit (and hold open) our output pipes
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-m", mode, "-w", "restart")
+        # -l as at start: the new server must not inherit (and hold open) our output pipes;
+        # -t 180: a fast shutdown also waits for every child, and pg_ctl's own 60 s once ran out
+        # under the full suite's load (the server shut down a moment later)
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-m", mode, "-t", "180",
+                  "-w", "restart")
 
     @property
     def url(self) -> str:

@@ -63,7 +63,10 @@ def platform(monkeypatch, signing_key, jwks_json) -> Iterator[Platform]:
     # not pytest's tmp_path (0700 parents): as root the server runs as the postgres user
     home = Path(tempfile.mkdtemp(prefix="kitsu-faults-"))
     home.chmod(0o755)
-    cluster = embedded_pg.Cluster(home=home / "pg").start()
+    # authentication_timeout 5 s: during a fast shutdown the server still forks a child for each
+    # client that connects, to refuse it, and waits for them all; one that sends nothing holds
+    # the shutdown for authentication_timeout (60 s by default, as long as pg_ctl waits)
+    cluster = embedded_pg.Cluster(home=home / "pg", settings={"authentication_timeout": "5s"}).start()
     monkeypatch.setenv("DATABASE_URL", cluster.url)  # role_url and every child started below
     started: list[services.Service] = []
     try:
