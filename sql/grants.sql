@@ -34,7 +34,7 @@ grant usage on schema api, data, private to anon, web_user;
 grant execute on function private.pre_request(), private.jwt_claims(), private.uid(), private.sid(),
   private.security_headers(), private.response_headers(boolean),
   private.raise_error(integer, text, text, text, text), private.search_normalize(text),
-  private.search_terms(text) to anon, web_user;
+  private.search_terms(text), private.search_typos(text) to anon, web_user;
 grant execute on function private.search_options(text, text, text[]), private.search_sorts(),
   private.search_passes(text, text, integer, text, text, numeric, integer[], text, text, integer, text, text,
                         numeric, integer[]), private.search_like(text), private.search_words(text),

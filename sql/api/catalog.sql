@@ -158,6 +158,8 @@ returns setof api.anime
 language sql stable as $$
   with t as materialized (select * from private.search_terms(q)),
   o as materialized (select * from private.search_options(sort, genre, genres)),
+  -- tier 3's corrections: read only by that tier, so computed only when it is reached
+  typo as materialized (select * from private.search_typos((select t.needle from t))),
   -- the rank key of the 2,000th title: tier 2 walks the titles up to it, the trigram index the rest
   horizon as materialized (
     select coalesce(s.score, -1) as score, s.anime_id
@@ -252,14 +254,14 @@ language sql stable as $$
                        from (select s.anime_id, s.score, s.year, s.doc, s.kind, s.status, s.season, s.rating,
                                     s.genre_ids
                                from data.catalog_search s
-                              where (select t.fuzzy from t)
-                                and not exists (select 1 from better)
+                              where not exists (select 1 from better)
+                                and (select y.fuzzy from typo y)
                                 -- one index scan per word of the group (at most 3; a missing one is null)
-                                and (s.doc like (select t.fuzzy_likes[1] from t)
-                                     or s.doc like (select t.fuzzy_likes[2] from t)
-                                     or s.doc like (select t.fuzzy_likes[3] from t))
+                                and (s.doc like (select y.fuzzy_likes[1] from typo y)
+                                     or s.doc like (select y.fuzzy_likes[2] from typo y)
+                                     or s.doc like (select y.fuzzy_likes[3] from typo y))
                               limit 2000) s
-                      where not exists (select 1 from unnest((select t.fuzzy_groups from t)) g where s.doc !~ g)
+                      where not exists (select 1 from unnest((select y.fuzzy_groups from typo y)) g where s.doc !~ g)
                         and private.search_passes(s.kind, s.status, s.year, s.season, s.rating, s.score, s.genre_ids,
                                                   search_anime.kind, search_anime.status, search_anime.year,
                                                   search_anime.season, search_anime.rating, search_anime.min_score,

@@ -194,30 +194,24 @@ create or replace trigger catalog_search_genres_updated after update on data.cat
   referencing old table as removed new table as added for each statement execute function private.genre_counts_changed();
 
 /* What api.search_anime needs from q, computed once per call: the normalised needle and the
-   keys and patterns of its tiers. 2 to 200 characters, else 400. Tier 1 walks the titles with
-   a name starting with q's first 3 characters (2 for a 2-letter q) and, for a longer q, checks
-   the rest; tier 2 (contains) needs 3 characters; tier 3 (typos) the words of q of 5 or more
-   characters, as Meilisearch allows typos: shorter words are one typo away from too many others. */
+   keys and patterns of its tiers 0-2. 2 to 200 characters, else 400. Tier 1 walks the titles
+   with a name starting with q's first 3 characters (2 for a 2-letter q) and, for a longer q,
+   checks the rest; tier 2 (contains) needs 3 characters. Tier 3's corrections are
+   private.search_typos, asked only when that tier is reached. */
 -- its OUT columns grow with the search; CREATE OR REPLACE cannot change them, and its one
 -- dependant, api.search_anime, was dropped with api just before (ops: database/build.py)
 drop function if exists private.search_terms(text);
 create function private.search_terms(q text, out needle text, out exact_key text,
                                      out exact text, out prefix_key text, out starts text,
                                      out contains_like text, out contains boolean,
-                                     out contains_indexed boolean, out fuzzy boolean,
-                                     out fuzzy_groups text[], out fuzzy_likes text[])
+                                     out contains_indexed boolean)
 language plpgsql stable set search_path = '' as $$
 declare
   typed text;
-  closest text;
   titles integer;
-  rarest text;     -- the group of q's words (corrected) in the fewest titles
+  rarest text;  -- the word of q in the fewest titles, of those names have
   fewest integer;
-  rarest_typed text;  -- the word of q as typed in the fewest titles, when names have any
-  fewest_typed integer;
-  uncorrectable boolean := false;
 begin
-  fuzzy_groups := '{}';
   -- the raw length first: normalising a megabyte q (the gateway's body limit) costs 0.1-0.2 s
   -- of CPU, which an anonymous client could repeat at will
   if length(q) > 200 then
@@ -234,48 +228,71 @@ begin
   prefix_key := left(needle, 3);
   starts := '|' || needle;
   contains := length(needle) >= 3;
-  -- the trigram index is asked about q's first 14 characters, each match then checked for all of
-  -- q: a trigram index reads the list of every title holding each of the pattern's trigrams, and
-  -- the ends of long names ('... season 2', '... movie 3', '(фильм 4)') are the commonest ones
-  -- (a 34-character name: 10 ms for its whole pattern, 0.6 ms for its start, at 100,000 titles)
-  contains_like := private.search_like(left(needle, 14));
-  -- Typos are corrected word by word against the catalog's own words (data.catalog_search_words):
-  -- each word of q of 5 or more characters that no name has becomes the up to 3 closest words
-  -- that names do have (Levenshtein distance at most 2, so two swapped letters count; same first
-  -- letter and length within 2, which keeps the candidates to one btree range), e.g. 'shuonen':
-  -- shonen|shounen. Tier 3 then finds the titles with a word of every group and ranks them by
-  -- closeness to q. Trigram similarity over whole names, tried first, rechecks every name that
-  -- shares a few trigrams with q (12,000 for 'love love?o va' at 100,000 titles, 90 ms). Known
-  -- words cost a primary-key lookup each.
+  -- A name containing q contains each word of q. The contains tier asks the trigram index about
+  -- the word names have in the fewest titles when it is a rare one ('kidousenshi gandamu 0083
+  -- jion no zankou': 'zankou'; its first 14 characters are in 6,229 documents at a million
+  -- titles, 20 ms to recheck), else about q's first 14 characters ('ie naki ko season 22': not
+  -- 'season', in 217,774, 340 ms); each match is then checked for all of q. Not all of q: a
+  -- trigram index reads the list of every title holding each of the pattern's trigrams, and
+  -- the ends of long names ('... season 2', '(фильм 4)') are the commonest (a 34-character
+  -- name: 10 ms for its whole pattern, 0.6 ms for its start, at 100,000 titles).
+  -- one primary-key lookup per word (a join would read the whole word table: the planner
+  -- cannot tell how many words q has)
   for typed in select w from private.search_words(needle) w loop
-    select d.titles into titles from data.catalog_search_words d where d.word = typed;
-    if found then
-      fuzzy_groups := fuzzy_groups || typed;
-      if rarest is null or titles < fewest then
-        rarest := typed;
-        fewest := titles;
-      end if;
-      if rarest_typed is null or titles < fewest_typed then
-        rarest_typed := typed;
-        fewest_typed := titles;
-      end if;
-      continue;
+    select d.titles into titles from data.catalog_search_words d where d.word = typed and d.titles <= 1000;
+    if found and (rarest is null or titles < fewest) then
+      rarest := typed;
+      fewest := titles;
     end if;
-    select string_agg(c.word, '|' order by c.place), sum(c.titles) into closest, titles
-      from (select d.word, d.titles, row_number() over (
-                     -- two swapped letters are 2 edits for Levenshtein but one typo for a person:
-                     -- at the same distance, a word with the same letters first
-                     order by public.levenshtein_less_equal(typed, d.word, 2),
-                              private.search_letters(d.word) <> private.search_letters(typed),
-                              abs(length(d.word) - length(typed)), d.word) as place
-              from data.catalog_search_words d
-             where d.word >= left(typed, 1) and d.word < left(typed, 1) || chr(1114111)
-               and abs(length(d.word) - length(typed)) <= 2
-               and public.levenshtein_less_equal(typed, d.word, 2) <= 2) c
-     where c.place <= 3;
-    if closest is null then  -- a word no name has or is close to: no title has all of q's
-      uncorrectable := true;
-      continue;
+  end loop;
+  contains_like := private.search_like(coalesce(rarest, left(needle, 14)));
+  -- a pattern without 3 letters or digits in a row ('! +', 'ー(2') has no trigram to look up, and
+  -- the index would be read whole (0.2 s at 100,000 titles, and anyone may ask): such a q is
+  -- looked for among the 2,000 best-ranked titles only
+  contains_indexed := contains_like ~ '[[:alnum:]]{3}';
+end
+$$;
+
+/* Tier 3 of api.search_anime: q's words corrected to the catalog's own words
+   (data.catalog_search_words). Each word of q of 5 or more characters (as Meilisearch allows
+   typos: shorter words are one typo away from too many others) that no name has becomes the up
+   to 3 closest words that names do have (Levenshtein distance at most 2, so two swapped letters
+   count; same first letter and length within 2, which keeps the candidates to one btree range),
+   e.g. 'shuonen': shonen|shounen. The tier then finds the titles with a word of every group and
+   ranks them by closeness to q. A word nothing is close to: no title has all of q's, no typo
+   results. Trigram similarity over whole names, tried first, rechecks every name that shares a
+   few trigrams with q (12,000 for 'love love?o va' at 100,000 titles, 90 ms). Only called when
+   no name contains q, so the Levenshtein scans cost nothing on the searches that find something. */
+create or replace function private.search_typos(needle text, out fuzzy boolean, out fuzzy_groups text[],
+                                                out fuzzy_likes text[])
+language plpgsql stable set search_path = '' as $$
+declare
+  typed text;
+  closest text;
+  titles integer;
+  rarest text;     -- the group of q's words (corrected) in the fewest titles
+  fewest integer;
+begin
+  fuzzy := false;
+  fuzzy_groups := '{}';
+  for typed in select w from private.search_words(needle) w loop
+    select d.word, d.titles into closest, titles from data.catalog_search_words d where d.word = typed;
+    if not found then
+      select string_agg(c.word, '|' order by c.place), sum(c.titles) into closest, titles
+        from (select d.word, d.titles, row_number() over (
+                       -- two swapped letters are 2 edits for Levenshtein but one typo for a
+                       -- person: at the same distance, a word with the same letters first
+                       order by public.levenshtein_less_equal(typed, d.word, 2),
+                                private.search_letters(d.word) <> private.search_letters(typed),
+                                abs(length(d.word) - length(typed)), d.word) as place
+                from data.catalog_search_words d
+               where d.word >= left(typed, 1) and d.word < left(typed, 1) || chr(1114111)
+                 and abs(length(d.word) - length(typed)) <= 2
+                 and public.levenshtein_less_equal(typed, d.word, 2) <= 2) c
+       where c.place <= 3;
+      if closest is null then
+        return;
+      end if;
     end if;
     fuzzy_groups := fuzzy_groups || closest;
     if rarest is null or titles < fewest then
@@ -283,19 +300,7 @@ begin
       fewest := titles;
     end if;
   end loop;
-  fuzzy := cardinality(fuzzy_groups) > 0 and not uncorrectable;
-  -- a name containing q contains each word of q: the contains tier asks the trigram index about
-  -- the one in the fewest titles when it is a rare one ('kidousenshi gandamu 0083 jion no
-  -- zankou': 'zankou'; its first 14 characters are in 6,229 documents at a million titles, 20 ms
-  -- to recheck), else about q's first 14 characters ('ie naki ko season 22': not 'season', in
-  -- 217,774, 340 ms)
-  if rarest_typed is not null and fewest_typed <= 1000 then
-    contains_like := private.search_like(rarest_typed);
-  end if;
-  -- a pattern without 3 letters or digits in a row ('! +', 'ー(2') has no trigram to look up, and
-  -- the index would be read whole (0.2 s at 100,000 titles, and anyone may ask): such a q is
-  -- looked for among the 2,000 best-ranked titles only
-  contains_indexed := contains_like ~ '[[:alnum:]]{3}';
+  fuzzy := cardinality(fuzzy_groups) > 0;
   -- the trigram index is asked about one group, a LIKE pattern per word (with a regular
   -- expression pg_trgm finds no trigrams in kana or kanji and reads the whole index): the one in
   -- the fewest titles. Not simply the longest: q's words include the commonest ('gekijouban',
@@ -330,28 +335,22 @@ $$;
 -- many words changed. The counts only pick which word of a typo'd q the index is asked about,
 -- so between two runs they may be stale.
 create or replace function private.catalog_search_words_refresh() returns integer
-language plpgsql security definer set search_path = '' as $$
-declare
-  changed integer;
-  dropped integer;
-begin
-  create temporary table if not exists search_word_counts (word text collate "C" primary key, titles integer)
-    on commit drop;
-  insert into search_word_counts
-  select w.word, count(distinct s.anime_id)
-    from data.catalog_search s
-   cross join private.search_words(replace(s.doc, '|', ' ')) w(word)
-   group by w.word;
-  update data.catalog_search_words d set titles = c.titles
-    from search_word_counts c
-   where c.word = d.word and d.titles <> c.titles;
-  get diagnostics changed = row_count;
-  delete from data.catalog_search_words d
-   where not exists (select 1 from search_word_counts c where c.word = d.word);
-  get diagnostics dropped = row_count;
-  drop table search_word_counts;
-  return changed + dropped;
-end
+language sql security definer set search_path = '' as $$
+  with counts as materialized (
+    select w.word, count(distinct s.anime_id)::integer as titles
+      from data.catalog_search s
+     cross join private.search_words(replace(s.doc, '|', ' ')) w(word)
+     group by w.word),
+  recounted as (
+    update data.catalog_search_words d set titles = c.titles
+      from counts c
+     where c.word = d.word and d.titles <> c.titles
+    returning 1),
+  dropped as (
+    delete from data.catalog_search_words d
+     where not exists (select 1 from counts c where c.word = d.word)
+    returning 1)
+  select ((select count(*) from recounted) + (select count(*) from dropped))::integer
 $$;
 
 /* Whether a title's search row passes api.search_anime's filters; a null filter passes all.

@@ -66,7 +66,8 @@ LINTS: dict[str, str] = {
            and n.nspname || '.' || p.proname not in (
              'private.pre_request', 'private.jwt_claims', 'private.uid', 'private.sid',
              'private.security_headers', 'private.response_headers', 'private.raise_error',
-             'private.search_normalize', 'private.search_terms', 'private.search_options', 'private.search_sorts',
+             'private.search_normalize', 'private.search_terms', 'private.search_typos', 'private.search_options',
+             'private.search_sorts',
              'private.search_passes', 'private.search_like', 'private.search_words',
              'private.search_letters',
              'private.catalog_cache_headers', 'private.cacheable_path',
